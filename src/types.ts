@@ -1,0 +1,283 @@
+/**
+ * The seam types: every contract between connwatch's boxes lives here.
+ *
+ * Data flows signals → probes → detector → ladder (restore | restart | quarantine) → alerts,
+ * with telemetry beside all of them. A box talks to its neighbours only through these types.
+ * Times named `at` are monotonic milliseconds (Clock.monotonic); `wallAt` is epoch ms.
+ */
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+
+// ─── time, context ──────────────────────────────────────────────────────────────────────────
+
+/** Wall and monotonic time, injected so that tests and the detector control it. */
+export interface Clock {
+  /** Milliseconds since the epoch, for timestamps people read. */
+  now(): number;
+  /** Monotonic milliseconds, for durations and ordering. */
+  monotonic(): number;
+}
+
+/** Where a box publishes its part of `/status`: a JSON-able snapshot, replaced whole. */
+export interface StatusSink {
+  publish(section: string, snapshot: unknown): void;
+}
+
+/** What every box is given at construction: time, logging, metrics, status. */
+export interface BoxContext {
+  clock: Clock;
+  log: Logger;
+  metrics: Registry;
+  status: StatusSink;
+}
+
+/** How the agent runs: inside a Kubernetes cluster, or as a host's own fleet of one. */
+export type Mode = 'kubernetes' | 'baremetal';
+
+/** An IP family as the kernel names it. */
+export type Family = 4 | 6;
+
+// ─── datapath ───────────────────────────────────────────────────────────────────────────────
+
+/** One ip rule, with every attribute that makes it distinct (as `ip -d -j rule` reports it). */
+export interface RuleItem {
+  kind: 'rule';
+  family: Family;
+  priority: number;
+  /** Source selector as a prefix ("10.0.1.5/32"); absent means "from all". */
+  src?: string;
+  /** Destination selector as a prefix; absent means any. */
+  dst?: string;
+  fwmark?: number;
+  fwmask?: number;
+  iif?: string;
+  oif?: string;
+  /** Routing table by name or number, as ip prints it ("local", "main", "2004"). */
+  table?: string;
+  /** What the rule does when it matches; "lookup" when a table is named. */
+  action: 'lookup' | 'blackhole' | 'unreachable' | 'prohibit' | 'goto' | 'nop';
+  /** Route protocol that installed it ("kernel", "boot", "static", "unspec", or a number). */
+  protocol: string;
+}
+
+/** One route, with every attribute that makes it distinct (as `ip -d -j route` reports it). */
+export interface RouteItem {
+  kind: 'route';
+  family: Family;
+  table: string;
+  /** "unicast", "local", "blackhole", … */
+  type: string;
+  /** Destination prefix, or "default". */
+  dst: string;
+  dev?: string;
+  gateway?: string;
+  scope?: string;
+  protocol: string;
+  metric?: number;
+  prefsrc?: string;
+}
+
+/** A rule or a route: the unit the baseline tracks and the restore re-installs. */
+export type DatapathItem = RuleItem | RouteItem;
+
+/** An address on a link, as far as the datapath cares. */
+export interface AddressItem {
+  family: Family;
+  dev: string;
+  /** "10.0.0.1/24" */
+  address: string;
+}
+
+/** Everything read from the kernel in one pass. */
+export interface DatapathSnapshot {
+  at: number;
+  rules: RuleItem[];
+  routes: RouteItem[];
+  addresses: AddressItem[];
+}
+
+/** How bad a missing item is. */
+export type Severity = 'critical' | 'degraded';
+
+/** A baseline member that is not in the kernel now. */
+export interface MissingItem {
+  item: DatapathItem;
+  severity: Severity;
+  /** Which CNI profile claims it ("cilium", or an operator's own). */
+  profile: string;
+}
+
+/** The result of diffing the live datapath against the baseline. */
+export interface DamageReport {
+  at: number;
+  missing: MissingItem[];
+  /** Whether the loss coincided with networkd activity (restart, reconfigure, address re-add). */
+  coincidedWithNetworkd: boolean;
+  /** What made us look: a signal kind, "steady", "start". */
+  trigger: string;
+}
+
+// ─── signals ────────────────────────────────────────────────────────────────────────────────
+
+/** Which watcher reported a signal. */
+export type SignalOrigin = 'network1' | 'systemd1' | 'netlink' | 'bus';
+
+/** Something changed on the host. Signals start re-reads and probe bursts and become evidence. */
+export type SignalEvent =
+  | { kind: 'NetworkdRestarted'; at: number; wallAt: number; origins: SignalOrigin[]; invocationId?: string }
+  | { kind: 'LinkStateChanged'; at: number; wallAt: number; ifindex: number; administrativeState?: string; operationalState?: string }
+  | { kind: 'CiliumRestarted'; at: number; wallAt: number; origins: SignalOrigin[]; invocationId?: string }
+  | { kind: 'UpgradeStarted'; at: number; wallAt: number; unit: string }
+  | { kind: 'UpgradeFinished'; at: number; wallAt: number; unit: string; result: string }
+  | { kind: 'RuleRemoved' | 'RuleAdded'; at: number; wallAt: number; item: RuleItem }
+  | { kind: 'RouteRemoved' | 'RouteAdded'; at: number; wallAt: number; item: RouteItem }
+  | { kind: 'AddressRemoved' | 'AddressAdded'; at: number; wallAt: number; item: AddressItem }
+  | { kind: 'NetworkdOnBus'; at: number; wallAt: number; present: boolean }
+  | { kind: 'BusConnection'; at: number; wallAt: number; connected: boolean };
+
+/** The kinds of signal, for exhaustive tables. */
+export type SignalKind = SignalEvent['kind'];
+
+/** A long-running watcher (D-Bus, netlink monitor) that turns host changes into signals. */
+export interface SignalSource {
+  readonly name: string;
+  /** Starts watching; resolves once watching or degraded (degradation shows in status()). Never rejects for outside trouble. */
+  start(emit: (event: SignalEvent) => void): Promise<void>;
+  /** Stops watching and waits until nothing of it runs. */
+  stop(): Promise<void>;
+  /** Whether it currently hears what it should, and if not why. */
+  status(): SourceStatus;
+}
+
+/** A watcher's own view of its health. */
+export interface SourceStatus {
+  ok: boolean;
+  detail: string;
+}
+
+// ─── probes and the detector ────────────────────────────────────────────────────────────────
+
+/** Failure is data at the probe boundary: a probe resolves, it throws only for bugs. */
+export type ProbeResult =
+  | { ok: true; latencyMs: number; detail?: string }
+  | { ok: false; reason: string; latencyMs?: number };
+
+/** One check of one path (a peer, Cilium's API, the host network). */
+export interface Probe {
+  readonly name: string;
+  run(signal: AbortSignal): Promise<ProbeResult>;
+}
+
+/** The detector's state machine states. */
+export type NodeState = 'Healthy' | 'Suspect' | 'Broken' | 'Repairing' | 'Recovered' | 'Quarantined';
+
+/** What the detector concludes. */
+export type VerdictKind =
+  | 'Healthy'
+  | 'ReadyButNoPodNetwork'
+  | 'NodeOffline'
+  | 'CiliumUnhealthy'
+  | 'PeerProblem'
+  | 'CannotTell';
+
+/** A conclusion with its reasons. */
+export interface Verdict {
+  kind: VerdictKind;
+  at: number;
+  reasons: string[];
+}
+
+// ─── actions and the gate ───────────────────────────────────────────────────────────────────
+
+/** The rungs of the ladder that change something. */
+export type ActionKind = 'restore' | 'restartCilium' | 'quarantine';
+
+/** Per-action setting: act, record "would have" only, or do nothing. */
+export type ActionEnablement = 'on' | 'shadow' | 'off';
+
+/** What an action reports after running. */
+export type ActionOutcome = { ok: true; detail?: unknown } | { ok: false; reason: string; detail?: unknown };
+
+/** An action asking to run; the gate decides whether `execute` is called. */
+export interface ActionRequest {
+  kind: ActionKind;
+  /** One line for the journal and the log: what it would change. */
+  summary: string;
+  /** Why: the evidence that led here (journalled verbatim). */
+  evidence: unknown;
+  execute(signal: AbortSignal): Promise<ActionOutcome>;
+}
+
+/** Why the gate did or did not run an action. */
+export type GateDecision = 'executed' | 'shadowed' | 'disabled' | 'killed' | 'halted';
+
+/** The gate's answer: what it decided, what happened, and where it is journalled. */
+export interface GateResult {
+  decision: GateDecision;
+  outcome?: ActionOutcome;
+  journalSeq: number;
+}
+
+/** The one place every action passes: enablement, shadow mode, kill switch, halt, journal. */
+export interface ActionGate {
+  submit(request: ActionRequest): Promise<GateResult>;
+}
+
+// ─── alerts ─────────────────────────────────────────────────────────────────────────────────
+
+/** One step of an incident, as a person reads it. */
+export interface TimelineEntry {
+  wallAt: number;
+  /** Milliseconds since the incident's trigger, where known. */
+  sinceTriggerMs?: number;
+  what: string;
+  detail?: unknown;
+}
+
+/** Why an alert exists. */
+export type AlertCause =
+  | 'ReadyButNoPodNetwork'
+  | 'DatapathDamage'
+  | 'FightingNetworkd'
+  | 'RestoreFailed'
+  | 'AlertSpoolOverflow'
+  | 'NodeOffline'
+  | 'CiliumUnhealthy';
+
+/** An alert as connwatch means it; each sink renders it in its own protocol. */
+export interface Alert {
+  /** Stable identity of this alert (cause + node), the same for its trigger and its resolve. */
+  id: string;
+  cause: AlertCause;
+  severity: 'critical' | 'warning' | 'info';
+  status: 'firing' | 'resolved';
+  node: string;
+  /** Cluster name (Kubernetes) or site (bare metal). */
+  site: string;
+  summary: string;
+  evidence: Record<string, unknown>;
+  timeline: TimelineEntry[];
+  /** Epoch ms when the condition began. */
+  startsAt: number;
+  /** Epoch ms when it ended (resolves only). */
+  endsAt?: number;
+  /** Epoch ms when this version was created; orders a trigger against a resolve. */
+  createdAt: number;
+}
+
+/** The result of one delivery attempt. */
+export type DeliveryResult =
+  | { ok: true }
+  | { ok: false; permanent: boolean; reason: string; retryAfterMs?: number };
+
+/** One destination for alerts (Alertmanager, PagerDuty, Slack, a webhook). */
+export interface AlertSink {
+  readonly name: string;
+  deliver(alert: Alert, signal: AbortSignal): Promise<DeliveryResult>;
+}
+
+/** What the agent's logic uses to page: raise or resolve by id; delivery is the alerter's job. */
+export interface Alerter {
+  raise(alert: Omit<Alert, 'status' | 'createdAt'>): void;
+  resolve(id: string): void;
+}
