@@ -1,0 +1,120 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ActionKind, ActionOutcome, GateDecision } from '../types.js';
+
+/** One line of the action journal. An intent line precedes execution; an outcome line follows it. */
+export interface JournalEntry {
+  seq: number;
+  wallAt: number;
+  phase: 'intent' | 'outcome';
+  action: ActionKind;
+  decision: GateDecision;
+  summary: string;
+  evidence?: unknown;
+  outcome?: ActionOutcome;
+  durationMs?: number;
+}
+
+/** Where journal writes go; a failed write is reported, never thrown into the caller's action. */
+export interface JournalWriter {
+  append(entry: Omit<JournalEntry, 'seq'> & { seq?: number }): { seq: number; error?: string };
+  /** The newest entries, newest last (from memory; survives a failed disk). */
+  recent(limit?: number): JournalEntry[];
+}
+
+const JOURNAL_FILE = 'actions.jsonl';
+const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
+const RECENT_KEPT = 200;
+
+/**
+ * The append-only action journal in the state directory: every action and every "would have",
+ * with its evidence and outcome, one JSON object per line, fsync'd. Rotated once at a size cap
+ * (`actions.jsonl.1`), so a flapping node cannot fill the disk.
+ */
+export class FileJournal implements JournalWriter {
+  readonly path: string;
+  readonly #maxBytes: number;
+  readonly #recent: JournalEntry[] = [];
+  #nextSeq: number;
+
+  constructor(stateDir: string, opts: { maxBytes?: number } = {}) {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    this.path = join(stateDir, JOURNAL_FILE);
+    this.#maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+    this.#nextSeq = lastSeq(this.path) + 1;
+  }
+
+  append(entry: Omit<JournalEntry, 'seq'> & { seq?: number }): { seq: number; error?: string } {
+    const seq = entry.seq ?? this.#nextSeq++;
+    const full: JournalEntry = { ...entry, seq };
+    this.#remember(full);
+    try {
+      this.#rotateIfFull();
+      const fd = openSync(this.path, 'a', 0o600);
+      try {
+        writeSync(fd, JSON.stringify(full) + '\n');
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      return { seq };
+    } catch (err) {
+      return { seq, error: `cannot write the action journal ${this.path}: ${(err as Error).message}` };
+    }
+  }
+
+  recent(limit = RECENT_KEPT): JournalEntry[] {
+    return this.#recent.slice(-limit);
+  }
+
+  /** Intents with no outcome: actions a previous run started and did not finish (crash, kill). */
+  interrupted(): JournalEntry[] {
+    const open = new Map<number, JournalEntry>();
+    for (const entry of readEntries(this.path)) {
+      if (entry.phase === 'intent' && entry.decision === 'executed') open.set(entry.seq, entry);
+      else if (entry.phase === 'outcome') open.delete(entry.seq);
+    }
+    return [...open.values()];
+  }
+
+  #remember(entry: JournalEntry): void {
+    this.#recent.push(entry);
+    if (this.#recent.length > RECENT_KEPT) this.#recent.shift();
+  }
+
+  #rotateIfFull(): void {
+    let size = 0;
+    try {
+      size = statSync(this.path).size;
+    } catch {
+      return;
+    }
+    if (size >= this.#maxBytes) renameSync(this.path, this.path + '.1');
+  }
+}
+
+/** Reads a journal file; lines that are not valid JSON (a torn last write) are skipped. */
+export function readEntries(path: string): JournalEntry[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return [];
+  }
+  const entries: JournalEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    try {
+      entries.push(JSON.parse(line) as JournalEntry);
+    } catch {
+      // A line torn by a crash mid-write: everything before it is intact.
+    }
+  }
+  return entries;
+}
+
+function lastSeq(path: string): number {
+  let max = 0;
+  for (const entry of [...readEntries(path + '.1'), ...readEntries(path)]) max = Math.max(max, entry.seq);
+  return max;
+}
