@@ -1,3 +1,164 @@
 #!/usr/bin/env node
-// Placeholder replaced by the real CLI in the foundation work.
-console.log('connwatch 0.1.0');
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { VERSION } from './version.js';
+
+/** Exit codes every command shares (documented in the README). */
+export const EXIT = {
+  ok: 0,
+  /** check: broken; doctor: hazards found. */
+  problem: 1,
+  /** Configuration or usage error; check/doctor: cannot tell. */
+  usage: 2,
+  /** The command exists but this release cannot do its job yet. */
+  unavailable: 3,
+} as const;
+
+/** Where a command writes; tests pass their own. */
+export interface CliIO {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+interface Command {
+  summary: string;
+  usage: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  run(values: Record<string, unknown>, positionals: string[], io: CliIO): Promise<number>;
+}
+
+const CONFIG_OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  set: { type: 'string', multiple: true },
+  mode: { type: 'string' },
+  'log-level': { type: 'string' },
+  'state-dir': { type: 'string' },
+  listen: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const CONFIG_HELP = `
+Configuration (precedence: file < CONNWATCH_* environment < flags):
+  -c, --config FILE      YAML configuration file
+      --set PATH=VALUE   set any key, e.g. --set actions.killSwitch=true (repeatable)
+      --mode MODE        kubernetes | baremetal | auto
+      --log-level LEVEL  trace | debug | info | warn | error | fatal
+      --state-dir DIR    where the baseline, journal, spool and heartbeat live
+      --listen ADDR      telemetry address (default 127.0.0.1:9820)
+  See docs/configuration.md for every key and its environment variable.`;
+
+function notYet(what: string, issue: string): Command['run'] {
+  return async (_v, _p, io) => {
+    io.stderr(`connwatch ${what}: not available in this release (${issue}); nothing was done.\n`);
+    return EXIT.unavailable;
+  };
+}
+
+const COMMANDS: Record<string, Command> = {
+  run: {
+    summary: 'run the node agent: hear networkd, restore what it removed, page',
+    usage: 'connwatch run [options]',
+    options: CONFIG_OPTIONS,
+    run: async (values, _p, io) => (await import('./agent.js')).runAgentCommand(values, io),
+  },
+  check: {
+    summary: 'one-shot diagnosis of this node (exit 0 healthy, 1 broken, 2 cannot tell)',
+    usage: 'connwatch check [options]',
+    options: { ...CONFIG_OPTIONS, json: { type: 'boolean' } },
+    run: async (values, _p, io) => (await import('./check.js')).runCheckCommand(values, io),
+  },
+  doctor: {
+    summary: 'audit this host for the hazards behind the incident (exit 0 none, 1 hazards, 2 cannot audit)',
+    usage: 'connwatch doctor [options]',
+    options: { ...CONFIG_OPTIONS, json: { type: 'boolean' } },
+    run: async (_values, _p, io) => {
+      io.stderr('connwatch doctor: cannot audit yet in this release (hazard audit is planned); no finding is implied.\n');
+      return EXIT.usage;
+    },
+  },
+  controller: {
+    summary: 'run the fleet controller (leader-elected; grants, pacing, fleet incident)',
+    usage: 'connwatch controller [options]',
+    options: CONFIG_OPTIONS,
+    run: notYet('controller', 'the fleet controller comes with the Kubernetes issues'),
+  },
+  beacon: {
+    summary: 'run the pod-network beacon that peers probe',
+    usage: 'connwatch beacon [options]',
+    options: CONFIG_OPTIONS,
+    run: notYet('beacon', 'the beacon comes with the probes'),
+  },
+  version: {
+    summary: 'print the version',
+    usage: 'connwatch version',
+    options: { help: { type: 'boolean', short: 'h' } },
+    run: async (_v, _p, io) => {
+      io.stdout(`connwatch ${VERSION}\n`);
+      return EXIT.ok;
+    },
+  },
+};
+
+function topHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `connwatch ${VERSION} — connectivity watchdog for Cilium nodes and bare-metal hosts\n\nUsage: connwatch <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun 'connwatch <command> --help' for a command's options.\n`;
+}
+
+function commandHelp(name: string, command: Command): string {
+  const configurable = 'config' in command.options;
+  const json = 'json' in command.options ? '\n      --json             machine-readable output' : '';
+  return `${command.usage}\n\n${command.summary}\n${configurable ? CONFIG_HELP + json + '\n' : ''}`;
+}
+
+/** Runs the CLI with the given arguments; resolves to the exit code (never calls process.exit). */
+export async function main(argv: string[], io: CliIO = defaultIO()): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    io.stdout(topHelp());
+    return name ? EXIT.ok : EXIT.usage;
+  }
+  if (name === '--version') return COMMANDS.version!.run({}, [], io);
+  const command = COMMANDS[name];
+  if (!command) {
+    io.stderr(`connwatch: unknown command '${name}'. Commands: ${Object.keys(COMMANDS).join(', ')}.\n`);
+    return EXIT.usage;
+  }
+  let parsed: { values: Record<string, unknown>; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: rest, options: command.options, allowPositionals: false, strict: true });
+  } catch (err) {
+    io.stderr(`connwatch ${name}: ${(err as Error).message}\nRun 'connwatch ${name} --help'.\n`);
+    return EXIT.usage;
+  }
+  if (parsed.values.help) {
+    io.stdout(commandHelp(name, command));
+    return EXIT.ok;
+  }
+  return command.run(parsed.values, parsed.positionals, io);
+}
+
+function defaultIO(): CliIO {
+  return { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) };
+}
+
+function invokedDirectly(): boolean {
+  try {
+    return realpathSync(process.argv[1] ?? '') === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`connwatch: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
