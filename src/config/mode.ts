@@ -1,0 +1,45 @@
+import { existsSync } from 'node:fs';
+import type { Mode } from '../types.js';
+
+/** Where Kubernetes mounts a pod's service-account token. */
+export const SERVICE_ACCOUNT_TOKEN_PATH = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/** What mode detection looks at; everything injectable for tests. */
+export interface ModeInput {
+  configured: Mode | 'auto';
+  env: Readonly<Record<string, string | undefined>>;
+  tokenPath?: string;
+  fileExists?: (path: string) => boolean;
+}
+
+/** The decided mode and a sentence for the start-up log, or why none can be decided. */
+export type ModeDecision = { ok: true; mode: Mode; reason: string } | { ok: false; reason: string; hint: string };
+
+/**
+ * Decides the mode: an explicit setting wins; `auto` picks kubernetes only when both the
+ * service host variable and the token are there. A pod without its token must not quietly run
+ * as bare metal (it would act on a node as if it were its own fleet), so that is an error.
+ */
+export function detectMode(input: ModeInput): ModeDecision {
+  if (input.configured !== 'auto') return { ok: true, mode: input.configured, reason: `mode ${input.configured} set in configuration` };
+  const tokenPath = input.tokenPath ?? SERVICE_ACCOUNT_TOKEN_PATH;
+  const exists = input.fileExists ?? existsSync;
+  const serviceHost = input.env.KUBERNETES_SERVICE_HOST;
+  const inPod = serviceHost !== undefined && serviceHost !== '';
+  const hasToken = exists(tokenPath);
+  if (inPod && hasToken) {
+    return { ok: true, mode: 'kubernetes', reason: `mode auto → kubernetes: KUBERNETES_SERVICE_HOST=${serviceHost} and a token at ${tokenPath}` };
+  }
+  if (inPod) {
+    return {
+      ok: false,
+      reason: `looks like a pod (KUBERNETES_SERVICE_HOST=${serviceHost}) but there is no service-account token at ${tokenPath}`,
+      hint: 'pod without its service-account token: set automountServiceAccountToken, or mode: baremetal',
+    };
+  }
+  return {
+    ok: true,
+    mode: 'baremetal',
+    reason: `mode auto → baremetal: KUBERNETES_SERVICE_HOST is not set${hasToken ? ` (a token exists at ${tokenPath} but no API server is named)` : ''}`,
+  };
+}
