@@ -1,0 +1,55 @@
+import { z } from 'zod';
+
+const tcpTarget = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'host:port')
+  .meta({ accepted: 'host:port, e.g. 10.0.0.1:6443 or [fd00::1]:443' });
+
+/** The `restore:` section: the first rung, putting back what networkd removed. */
+export const restoreConfig = z
+  .strictObject({
+    quietPeriodMs: z
+      .number()
+      .int()
+      .min(10)
+      .max(10_000)
+      .default(250)
+      .describe('Restore this long after the last networkd activity when not every managed link has been seen entering "configuring" (networkd not on the bus, a link that never reports).'),
+    maxRepeats: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(5)
+      .describe('Restores within one networkd episode before connwatch stops and reports "fighting networkd".'),
+    episodeSeconds: z
+      .number()
+      .int()
+      .min(5)
+      .max(3600)
+      .default(120)
+      .describe('How long after the last networkd activity a loss still counts as caused by it.'),
+    verifyStableMs: z
+      .number()
+      .int()
+      .min(10)
+      .max(60_000)
+      .default(3000)
+      .describe('After a restore, every item must still be present this long later to count as verified.'),
+    rateLimitPerMinute: z
+      .number()
+      .int()
+      .min(1)
+      .max(600)
+      .default(20)
+      .describe('Restores per minute on this node, at most; more wait.'),
+    verifyTargets: z
+      .array(tcpTarget)
+      .max(16)
+      .default([])
+      .describe('Optional TCP targets (host:port) that must accept a connection after a restore.'),
+    verifyTimeoutMs: z.number().int().min(50).max(30_000).default(1000).describe('Connect timeout for each verify target.'),
+  })
+  .describe('The restore rung: re-install exactly the baseline items networkd removed.');
+
+export type RestoreConfig = z.infer<typeof restoreConfig>;

@@ -1,0 +1,422 @@
+import { Counter, type Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import type { ActionGate, ActionOutcome, Alerter, Clock, DamageReport, DatapathItem, MissingItem, SignalEvent, StatusSink, TimelineEntry } from '../types.js';
+import type { RestoreConfig } from './config.js';
+
+/** Puts one baseline item back; never deletes. EEXIST is success ("exists"). */
+export interface ItemWriter {
+  add(item: DatapathItem, signal: AbortSignal): Promise<{ ok: true; result: 'added' | 'exists' } | { ok: false; reason: string }>;
+}
+
+/** Re-reads the datapath and diffs it against the baseline; the report also goes to every other listener. */
+export interface DamageCheck {
+  check(trigger: string): Promise<DamageReport | { error: string }>;
+}
+
+/** Optional TCP verification of a restore. */
+export type TcpVerifier = (target: string, timeoutMs: number) => Promise<{ ok: true } | { ok: false; reason: string }>;
+
+export interface RestoreDeps {
+  gate: ActionGate;
+  writer: ItemWriter;
+  damage: DamageCheck;
+  clock: Clock;
+  log: Logger;
+  metrics: Registry;
+  status: StatusSink;
+  alerter?: Alerter;
+  node: string;
+  site: string;
+  /** Whether this process may change rules and routes; without it the rung is skipped and says so. */
+  canWrite: { ok: boolean; reason?: string };
+  verifyTcp?: TcpVerifier;
+}
+
+/** Where one networkd episode stands. */
+export type EpisodeState = 'waiting' | 'restoring' | 'verifying' | 'restored' | 'not-repaired' | 'fighting' | 'failed' | 'ended';
+
+interface Episode {
+  id: number;
+  trigger: string;
+  triggerAt: number;
+  triggerWall: number;
+  lastActivityAt: number;
+  /** Managed links seen entering "configuring" (or beyond) since the trigger. */
+  linksConfigured: Set<number>;
+  restores: number;
+  state: EpisodeState;
+  missing: MissingItem[];
+  timeline: TimelineEntry[];
+  /** The missing set a non-executed gate decision was already recorded for, so it is not resubmitted in a loop. */
+  declinedKey?: string;
+}
+
+const ADMIN_STATES_CONFIGURING = new Set(['configuring', 'configured', 'failed']);
+const ADMIN_STATES_UNMANAGED = new Set(['unmanaged', 'linger']);
+const TIMELINE_MAX = 100;
+
+/**
+ * Rung 0 of the ladder: when baseline items vanish and the loss coincides with networkd activity,
+ * put back exactly those items — after networkd has finished flushing (every managed link seen
+ * entering "configuring" since the trigger, or a short quiet period), in dependency order,
+ * through the action gate; then verify and repeat a bounded number of times. It needs nothing
+ * but netlink: no API server, DNS or loopback.
+ */
+export class RestoreRung {
+  readonly #deps: RestoreDeps;
+  readonly #cfg: RestoreConfig;
+  readonly #restores: Counter<'result'>;
+  /** ifindex → last AdministrativeState, for links networkd manages. */
+  readonly #managedLinks = new Map<number, string>();
+  readonly #recentRestores: number[] = [];
+  #episode: Episode | undefined;
+  #episodes = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #busy: Promise<void> = Promise.resolve();
+  #stopped = false;
+  #lastOutcome: { episode: number; state: EpisodeState; timeline: TimelineEntry[] } | undefined;
+
+  constructor(deps: RestoreDeps, cfg: RestoreConfig) {
+    this.#deps = deps;
+    this.#cfg = cfg;
+    this.#restores = new Counter({
+      name: 'connwatch_restores_total',
+      help: 'Restore attempts and decisions by result: restored, partial, failed, failed_verify, shadowed, killed, halted, disabled, rate_limited, fighting, no_capability, not_repaired.',
+      labelNames: ['result'],
+      registers: [deps.metrics],
+    });
+    this.#publish();
+  }
+
+  /** Feeds networkd activity: restarts open an episode, links entering "configuring" mark the flush done. */
+  onSignal(event: SignalEvent): void {
+    if (this.#stopped) return;
+    switch (event.kind) {
+      case 'NetworkdRestarted':
+        this.#activity(event.at, event.wallAt, 'networkd restarted', true);
+        break;
+      case 'LinkStateChanged':
+        this.#linkState(event.ifindex, event.administrativeState, event.at, event.wallAt);
+        break;
+      case 'AddressRemoved':
+      case 'AddressAdded':
+        this.#activity(event.at, event.wallAt, `${event.kind === 'AddressRemoved' ? 'address removed' : 'address added'}: ${event.item.address} dev ${event.item.dev}`, false);
+        break;
+      default:
+        return;
+    }
+    this.#reconsider();
+  }
+
+  /** Feeds every damage report; the rung decides whether to restore, report, or close the episode. */
+  onReport(report: DamageReport): void {
+    if (this.#stopped) return;
+    const now = this.#deps.clock.monotonic();
+    if (report.missing.length === 0) {
+      this.#whole(report);
+      return;
+    }
+    if (!report.coincidedWithNetworkd) {
+      this.#notRepaired(report);
+      return;
+    }
+    const episode = this.#episode ?? this.#open(`damage (${report.trigger})`, now, this.#deps.clock.now());
+    if (episode.state === 'fighting') return;
+    episode.missing = report.missing;
+    if (episode.state !== 'restoring') episode.state = 'waiting';
+    this.#note(episode, `missing: ${report.missing.map((m) => `${describeItem(m.item)} [${m.severity}]`).join('; ')}`, { trigger: report.trigger });
+    this.#reconsider();
+  }
+
+  /** What /status shows of the rung. */
+  snapshot(): unknown {
+    const e = this.#episode;
+    return {
+      enabled: this.#deps.canWrite.ok,
+      ...(this.#deps.canWrite.ok ? {} : { skipped: this.#deps.canWrite.reason }),
+      managedLinks: Object.fromEntries(this.#managedLinks),
+      current: e ? { id: e.id, state: e.state, trigger: e.trigger, restores: e.restores, missing: e.missing.map((m) => ({ item: describeItem(m.item), severity: m.severity })), timeline: e.timeline } : null,
+      last: this.#lastOutcome ?? null,
+    };
+  }
+
+  /** Stops timers and waits for an attempt in flight. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    await this.#busy;
+  }
+
+  #linkState(ifindex: number, admin: string | undefined, at: number, wallAt: number): void {
+    if (!admin) return;
+    if (ADMIN_STATES_UNMANAGED.has(admin)) {
+      this.#managedLinks.delete(ifindex);
+      return;
+    }
+    this.#managedLinks.set(ifindex, admin);
+    if (admin === 'configuring' || admin === 'pending' || admin === 'initialized') this.#activity(at, wallAt, `link ${ifindex} ${admin}`, false);
+    if (this.#episode && ADMIN_STATES_CONFIGURING.has(admin)) this.#episode.linksConfigured.add(ifindex);
+  }
+
+  #activity(at: number, wallAt: number, what: string, isRestart: boolean): void {
+    const current = this.#episode;
+    const stale = current && at - current.lastActivityAt > this.#cfg.episodeSeconds * 1000;
+    const fresh = !current || stale || (isRestart && !['waiting', 'restoring'].includes(current.state));
+    const episode = fresh ? this.#open(what, at, wallAt) : current;
+    if (isRestart && !fresh) episode.linksConfigured.clear();
+    episode.lastActivityAt = at;
+    this.#note(episode, what);
+  }
+
+  #open(trigger: string, at: number, wallAt: number): Episode {
+    if (this.#episode) this.#close('ended');
+    this.#episode = { id: ++this.#episodes, trigger, triggerAt: at, triggerWall: wallAt, lastActivityAt: at, linksConfigured: new Set(), restores: 0, state: 'waiting', missing: [], timeline: [] };
+    return this.#episode;
+  }
+
+  #close(state: EpisodeState): void {
+    const e = this.#episode;
+    if (!e) return;
+    if (e.state !== 'fighting' && e.state !== 'failed') e.state = state;
+    this.#lastOutcome = { episode: e.id, state: e.state, timeline: e.timeline };
+    this.#episode = undefined;
+  }
+
+  /** Every managed link seen entering "configuring" since the trigger: networkd's flush for this episode is over. */
+  #flushOver(e: Episode): boolean {
+    if (this.#managedLinks.size === 0) return false;
+    for (const ifindex of this.#managedLinks.keys()) if (!e.linksConfigured.has(ifindex)) return false;
+    return true;
+  }
+
+  #reconsider(): void {
+    const e = this.#episode;
+    if (!e || e.state !== 'waiting' || e.missing.length === 0) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    const quietLeft = e.lastActivityAt + this.#cfg.quietPeriodMs - this.#deps.clock.monotonic();
+    if (this.#flushOver(e) || quietLeft <= 0) {
+      this.#timer = undefined;
+      this.#schedule(() => this.#attempt(e));
+    } else {
+      this.#timer = setTimeout(() => this.#reconsider(), quietLeft);
+    }
+  }
+
+  #schedule(task: () => Promise<void>): void {
+    this.#busy = this.#busy.then(task).catch((err: unknown) => this.#deps.log.error({ err }, 'restore: unexpected error'));
+  }
+
+  async #attempt(e: Episode): Promise<void> {
+    if (this.#stopped || this.#episode !== e || e.state !== 'waiting' || e.missing.length === 0) return;
+    const { log } = this.#deps;
+    if (!this.#deps.canWrite.ok) {
+      this.#count('no_capability');
+      e.state = 'failed';
+      this.#note(e, `restore skipped: ${this.#deps.canWrite.reason}`);
+      return this.#publish();
+    }
+    const missingKey = e.missing.map((m) => itemKey(m.item)).sort().join('|');
+    if (e.declinedKey === missingKey) return;
+    const waitMs = this.#rateLimitWait();
+    if (waitMs > 0) {
+      this.#count('rate_limited');
+      this.#note(e, `rate limited: next restore in ${waitMs} ms`);
+      this.#timer = setTimeout(() => this.#reconsider(), waitMs);
+      return this.#publish();
+    }
+    if (e.restores >= this.#cfg.maxRepeats) return this.#fighting(e);
+
+    e.state = 'restoring';
+    const items = dependencyOrder(e.missing.map((m) => m.item));
+    const result = await this.#deps.gate.submit({
+      kind: 'restore',
+      summary: `re-install ${items.length} item(s) networkd removed: ${items.map(describeItem).join('; ')}`,
+      evidence: { episode: e.id, trigger: e.trigger, missing: e.missing, timeline: e.timeline.slice(-20) },
+      execute: (signal) => this.#writeAll(items, signal),
+    });
+    if (result.decision !== 'executed') {
+      e.state = 'waiting';
+      e.declinedKey = missingKey;
+      this.#count(result.decision);
+      this.#note(e, result.decision === 'shadowed' ? `would have restored ${items.length} item(s) (shadow mode)` : `not restored: ${result.decision}`);
+      return this.#publish();
+    }
+    e.restores++;
+    this.#recentRestores.push(this.#deps.clock.monotonic());
+    const outcome = result.outcome as ActionOutcome;
+    const detail = (outcome.detail ?? {}) as { added?: number; exists?: number; failed?: { item: string; reason: string }[] };
+    this.#note(e, outcome.ok ? `restored ${items.length} item(s)` : `restore incomplete: ${outcome.reason}`, detail);
+    this.#count(outcome.ok ? 'restored' : detail.added ? 'partial' : 'failed');
+    log.info({ episode: e.id, items: items.map(describeItem), outcome }, 'restore attempt finished');
+    e.state = 'verifying';
+    this.#publish();
+    await this.#verify(e, outcome);
+  }
+
+  async #writeAll(items: DatapathItem[], signal: AbortSignal): Promise<ActionOutcome> {
+    let added = 0;
+    let exists = 0;
+    const failed: { item: string; reason: string }[] = [];
+    for (const item of items) {
+      if (signal.aborted) break;
+      const res = await this.#deps.writer.add(item, signal);
+      if (!res.ok) failed.push({ item: describeItem(item), reason: res.reason });
+      else if (res.result === 'added') added++;
+      else exists++;
+    }
+    const detail = { added, exists, failed };
+    return failed.length === 0 ? { ok: true, detail } : { ok: false, reason: `${failed.length} item(s) could not be re-installed: ${failed.map((f) => `${f.item}: ${f.reason}`).join('; ')}`, detail };
+  }
+
+  /** Re-reads at once and again after verifyStableMs; TCP targets must answer. */
+  async #verify(e: Episode, outcome: ActionOutcome): Promise<void> {
+    const first = await this.#deps.damage.check('restore');
+    if (this.#episode !== e) return;
+    const back = !('error' in first) && first.missing.length === 0;
+    if (back) this.#note(e, 'every item back (re-read)');
+    else if ('error' in first) this.#note(e, `verification re-read failed: ${first.error}`);
+    if (!outcome.ok && !back) {
+      e.state = 'failed';
+      this.#count('failed_verify');
+      this.#deps.alerter?.raise(this.#alert(e, 'RestoreFailed', 'critical', `restore failed on ${this.#deps.node}: ${outcome.reason}`));
+      return this.#publish();
+    }
+    // Missing again: the re-read's report has already reached onReport, which queued a bounded repeat.
+    if (!back && !('error' in first)) return;
+    this.#timer = setTimeout(() => this.#schedule(() => this.#verifyStable(e)), this.#cfg.verifyStableMs);
+  }
+
+  async #verifyStable(e: Episode): Promise<void> {
+    if (this.#stopped || this.#episode !== e || e.state !== 'verifying') return;
+    const report = await this.#deps.damage.check('restore-verify');
+    if ('error' in report || report.missing.length > 0 || this.#episode !== e) return;
+    const targets = await this.#checkTargets();
+    const failedTargets = targets.filter((t) => !t.ok);
+    if (failedTargets.length > 0) {
+      this.#note(e, `verify targets not answering: ${failedTargets.map((t) => `${t.target} (${t.reason})`).join(', ')}`);
+      e.state = 'failed';
+      this.#deps.alerter?.raise(this.#alert(e, 'RestoreFailed', 'critical', `items restored on ${this.#deps.node} but ${failedTargets.length} verify target(s) do not answer`));
+      return this.#publish();
+    }
+    e.state = 'restored';
+    this.#note(e, `verified: every item stable for ${this.#cfg.verifyStableMs} ms${targets.length ? `, ${targets.length} target(s) answer` : ''}`);
+    this.#deps.alerter?.resolve(alertId('RestoreFailed', this.#deps.node));
+    this.#deps.alerter?.resolve(alertId('FightingNetworkd', this.#deps.node));
+    this.#close('restored');
+    this.#publish();
+  }
+
+  async #checkTargets(): Promise<{ target: string; ok: boolean; reason?: string }[]> {
+    const verify = this.#deps.verifyTcp;
+    if (!verify || this.#cfg.verifyTargets.length === 0) return [];
+    return Promise.all(
+      this.#cfg.verifyTargets.map(async (target) => {
+        const res = await verify(target, this.#cfg.verifyTimeoutMs);
+        return res.ok ? { target, ok: true } : { target, ok: false, reason: res.reason };
+      }),
+    );
+  }
+
+  #fighting(e: Episode): void {
+    e.state = 'fighting';
+    this.#count('fighting');
+    const what = `fighting networkd: items removed again after ${e.restores} restore(s); connwatch stops restoring for this episode`;
+    this.#note(e, what);
+    this.#deps.log.error({ episode: e.id, missing: e.missing.map((m) => describeItem(m.item)) }, what);
+    this.#deps.alerter?.raise(this.#alert(e, 'FightingNetworkd', 'critical', `${this.#deps.node}: networkd keeps deleting the CNI's rules/routes after ${e.restores} restores`));
+    this.#publish();
+  }
+
+  #whole(report: DamageReport): void {
+    const e = this.#episode;
+    if (!e) return;
+    if (e.state === 'waiting' && e.missing.length > 0) this.#note(e, `items back without a restore (${report.trigger})`);
+    if (e.state === 'waiting') e.missing = [];
+    if (e.state === 'not-repaired') this.#close('ended');
+    this.#publish();
+  }
+
+  #notRepaired(report: DamageReport): void {
+    const key = report.missing.map((m) => itemKey(m.item)).sort().join('|');
+    const e = this.#episode && this.#episode.state !== 'fighting' ? this.#episode : this.#open(`damage without networkd activity (${report.trigger})`, this.#deps.clock.monotonic(), this.#deps.clock.now());
+    if (e.declinedKey === key && e.state === 'not-repaired') return;
+    e.state = 'not-repaired';
+    e.declinedKey = key;
+    e.missing = report.missing;
+    this.#count('not_repaired');
+    this.#note(e, `damage without networkd activity, not repaired: ${report.missing.map((m) => `${describeItem(m.item)} [${m.severity}]`).join('; ')}`);
+    this.#deps.log.warn({ missing: report.missing.map((m) => ({ item: describeItem(m.item), severity: m.severity })) }, 'CNI items missing without networkd activity: reported, not repaired (an operator or the CNI removed them)');
+    this.#publish();
+  }
+
+  #rateLimitWait(): number {
+    const now = this.#deps.clock.monotonic();
+    while (this.#recentRestores.length > 0 && now - this.#recentRestores[0]! >= 60_000) this.#recentRestores.shift();
+    if (this.#recentRestores.length < this.#cfg.rateLimitPerMinute) return 0;
+    return 60_000 - (now - this.#recentRestores[0]!);
+  }
+
+  #note(e: Episode, what: string, detail?: unknown): void {
+    const { clock } = this.#deps;
+    e.timeline.push({ wallAt: clock.now(), sinceTriggerMs: clock.monotonic() - e.triggerAt, what, ...(detail === undefined ? {} : { detail }) });
+    if (e.timeline.length > TIMELINE_MAX) e.timeline.splice(1, e.timeline.length - TIMELINE_MAX);
+  }
+
+  #count(result: string): void {
+    this.#restores.inc({ result });
+  }
+
+  #alert(e: Episode, cause: 'FightingNetworkd' | 'RestoreFailed', severity: 'critical', summary: string) {
+    return {
+      id: alertId(cause, this.#deps.node),
+      cause,
+      severity,
+      node: this.#deps.node,
+      site: this.#deps.site,
+      summary,
+      evidence: { episode: e.id, trigger: e.trigger, restores: e.restores, missing: e.missing.map((m) => ({ item: describeItem(m.item), severity: m.severity })) },
+      timeline: e.timeline.slice(-30),
+      startsAt: e.triggerWall,
+    };
+  }
+
+  #publish(): void {
+    this.#deps.status.publish('restore', this.snapshot());
+  }
+}
+
+/** An alert's identity: one per cause and node. */
+export function alertId(cause: string, node: string): string {
+  return `${cause}/${node}`;
+}
+
+/** Addresses present → on-link routes → gateway routes → rules: each step needs the one before. */
+export function dependencyOrder(items: DatapathItem[]): DatapathItem[] {
+  const rank = (item: DatapathItem): number => (item.kind === 'rule' ? 2 : item.gateway ? 1 : 0);
+  return [...items].sort((a, b) => rank(a) - rank(b) || (a.kind === 'rule' && b.kind === 'rule' ? b.priority - a.priority : 0));
+}
+
+/** One line an operator recognises: close to what `ip rule`/`ip route` prints. */
+export function describeItem(item: DatapathItem): string {
+  const v = item.family === 6 ? '-6 ' : '';
+  if (item.kind === 'rule') {
+    const parts = [`${v}rule pref ${item.priority}`, item.src ? `from ${item.src}` : 'from all', item.dst ? `to ${item.dst}` : ''];
+    if (item.fwmark !== undefined) parts.push(`fwmark 0x${item.fwmark.toString(16)}${item.fwmask !== undefined ? `/0x${item.fwmask.toString(16)}` : ''}`);
+    if (item.iif) parts.push(`iif ${item.iif}`);
+    if (item.oif) parts.push(`oif ${item.oif}`);
+    parts.push(item.action === 'lookup' ? `lookup ${item.table}` : item.action);
+    parts.push(`proto ${item.protocol}`);
+    return parts.filter(Boolean).join(' ');
+  }
+  const parts = [`${v}route ${item.type === 'unicast' ? '' : item.type + ' '}${item.dst}`];
+  if (item.gateway) parts.push(`via ${item.gateway}`);
+  if (item.dev) parts.push(`dev ${item.dev}`);
+  parts.push(`table ${item.table}`);
+  if (item.scope && item.scope !== 'global') parts.push(`scope ${item.scope}`);
+  parts.push(`proto ${item.protocol}`);
+  return parts.join(' ');
+}
+
+function itemKey(item: DatapathItem): string {
+  return JSON.stringify(item, Object.keys(item).sort());
+}

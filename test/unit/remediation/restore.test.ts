@@ -1,0 +1,175 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { restoreConfig } from '../../../src/remediation/config.js';
+import { Gate, type ActionSettings } from '../../../src/remediation/gate.js';
+import { FileJournal } from '../../../src/remediation/journal.js';
+import { RestoreRung, dependencyOrder, describeItem, type ItemWriter } from '../../../src/remediation/restore.js';
+import type { Alert, DamageReport, DatapathItem, MissingItem, RouteItem, RuleItem } from '../../../src/types.js';
+
+const silent = pino({ level: 'silent' });
+const clock = { now: () => Date.now(), monotonic: () => performance.now() };
+
+const lookupLocal: RuleItem = { kind: 'rule', family: 4, priority: 100, table: 'local', action: 'lookup', protocol: 'unspec' };
+const proxyRule: RuleItem = { kind: 'rule', family: 4, priority: 9, fwmark: 0x200, fwmask: 0xf00, table: '2004', action: 'lookup', protocol: 'unspec' };
+const onLink: RouteItem = { kind: 'route', family: 4, table: '11', type: 'unicast', dst: '10.9.0.0/24', dev: 'v0', scope: 'link', protocol: 'boot' };
+const viaGw: RouteItem = { kind: 'route', family: 4, table: '11', type: 'unicast', dst: 'default', gateway: '10.9.0.2', dev: 'v0', protocol: 'boot' };
+const missing: MissingItem[] = [
+  { item: lookupLocal, severity: 'critical', profile: 'cilium' },
+  { item: viaGw, severity: 'critical', profile: 'cilium' },
+  { item: proxyRule, severity: 'degraded', profile: 'cilium' },
+  { item: onLink, severity: 'critical', profile: 'cilium' },
+];
+
+function harness(opts: { settings?: Partial<ActionSettings>; kill?: boolean; canWrite?: boolean; removedAgainTimes?: number } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'cw-restore-'));
+  const metrics = new Registry();
+  const written: DatapathItem[] = [];
+  const alerts: { raised: Omit<Alert, 'status' | 'createdAt'>[]; resolved: string[] } = { raised: [], resolved: [] };
+  let present = false;
+  let removedAgain = opts.removedAgainTimes ?? 0;
+  const writer: ItemWriter = {
+    add: async (item) => {
+      written.push(item);
+      present = true;
+      return { ok: true, result: 'added' };
+    },
+  };
+  const gate = new Gate({
+    controls: {
+      settings: () => ({ restore: 'on', restartCilium: 'off', quarantine: 'off', ...opts.settings }),
+      killSwitch: () => ({ active: opts.kill ?? false, source: 'config' }),
+      halt: () => ({ active: false, source: 'config' }),
+    },
+    journal: new FileJournal(dir),
+    clock,
+    log: silent,
+    metrics,
+  });
+  const statuses: unknown[] = [];
+  const cfg = restoreConfig.parse({ quietPeriodMs: 30, verifyStableMs: 40, maxRepeats: 3 });
+  const report = (trigger: string, coincided = true): DamageReport => ({ at: clock.monotonic(), missing: present ? [] : missing, coincidedWithNetworkd: coincided, trigger });
+  const rung: RestoreRung = new RestoreRung(
+    {
+      gate,
+      writer,
+      damage: {
+        check: async (trigger) => {
+          if (present && removedAgain > 0) {
+            removedAgain--;
+            present = false;
+          }
+          const r = report(trigger);
+          rung.onReport(r);
+          return r;
+        },
+      },
+      clock,
+      log: silent,
+      metrics,
+      status: { publish: (_s, snap) => statuses.push(snap) },
+      alerter: { raise: (a) => alerts.raised.push(a), resolve: (id) => alerts.resolved.push(id) },
+      node: 'node-a',
+      site: 'lab',
+      canWrite: opts.canWrite === false ? { ok: false, reason: 'no CAP_NET_ADMIN' } : { ok: true },
+    },
+    cfg,
+  );
+  const state = () => (rung.snapshot() as { current: { state: string } | null; last: { state: string } | null });
+  return { rung, written, alerts, metrics, report, state, cleanup: async () => { await rung.stop(); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+const restart = () => ({ kind: 'NetworkdRestarted' as const, at: clock.monotonic(), wallAt: Date.now(), origins: ['network1' as const] });
+const link = (ifindex: number, administrativeState: string) => ({ kind: 'LinkStateChanged' as const, at: clock.monotonic(), wallAt: Date.now(), ifindex, administrativeState });
+
+describe('restore rung', () => {
+  let h: ReturnType<typeof harness>;
+  afterEach(async () => h && (await h.cleanup()));
+
+  it('restores exactly the missing items, in dependency order, once every managed link entered configuring', async () => {
+    h = harness();
+    h.rung.onSignal(link(2, 'configured'));
+    h.rung.onSignal(link(3, 'configured'));
+    h.rung.onSignal(restart());
+    h.rung.onReport(h.report('netlink'));
+    expect(h.written).toHaveLength(0); // links not yet configuring: flush may still be under way
+    h.rung.onSignal(link(2, 'configuring'));
+    h.rung.onSignal(link(3, 'configuring'));
+    await vi.waitFor(() => expect(h.written).toHaveLength(4));
+    expect(h.written).toEqual([onLink, viaGw, lookupLocal, proxyRule]);
+    await vi.waitFor(() => expect(h.state().last?.state).toBe('restored'));
+    expect(await h.metrics.metrics()).toContain('connwatch_restores_total{result="restored"} 1');
+  });
+
+  it('falls back to a quiet period when networkd is not on the bus (no link states)', async () => {
+    h = harness();
+    h.rung.onReport(h.report('netlink'));
+    await vi.waitFor(() => expect(h.written).toHaveLength(4));
+    await vi.waitFor(() => expect(h.state().last?.state).toBe('restored'));
+  });
+
+  it('reports, and does not repair, a loss without networkd activity', async () => {
+    h = harness();
+    h.rung.onReport(h.report('steady', false));
+    await new Promise((r) => setTimeout(r, 80));
+    expect(h.written).toHaveLength(0);
+    expect(h.state().current?.state).toBe('not-repaired');
+    expect(await h.metrics.metrics()).toContain('connwatch_restores_total{result="not_repaired"} 1');
+  });
+
+  it('in shadow mode records "would have restored" and changes nothing', async () => {
+    h = harness({ settings: { restore: 'shadow' } });
+    h.rung.onReport(h.report('netlink'));
+    await vi.waitFor(async () => expect(await h.metrics.metrics()).toContain('connwatch_restores_total{result="shadowed"} 1'));
+    expect(h.written).toHaveLength(0);
+    const timeline = (h.rung.snapshot() as { current: { timeline: { what: string }[] } }).current.timeline;
+    expect(timeline.map((t) => t.what)).toContain('would have restored 4 item(s) (shadow mode)');
+  });
+
+  it('with the kill switch on restores nothing', async () => {
+    h = harness({ kill: true });
+    h.rung.onReport(h.report('netlink'));
+    await vi.waitFor(async () => expect(await h.metrics.metrics()).toContain('connwatch_restores_total{result="killed"} 1'));
+    expect(h.written).toHaveLength(0);
+  });
+
+  it('stops after maxRepeats and says "fighting networkd", with an alert', async () => {
+    h = harness({ removedAgainTimes: 100 });
+    h.rung.onReport(h.report('netlink'));
+    await vi.waitFor(() => expect(h.state().current?.state).toBe('fighting'));
+    expect(h.written.length).toBe(3 * 4);
+    expect(h.alerts.raised.map((a) => a.cause)).toEqual(['FightingNetworkd']);
+    expect(h.alerts.raised[0]!.evidence).toMatchObject({ restores: 3 });
+  });
+
+  it('repeats when networkd removes the items once more, then verifies', async () => {
+    h = harness({ removedAgainTimes: 1 });
+    h.rung.onReport(h.report('netlink'));
+    await vi.waitFor(() => expect(h.state().last?.state).toBe('restored'));
+    expect(h.written.length).toBe(8);
+  });
+
+  it('without CAP_NET_ADMIN skips the rung and says why', async () => {
+    h = harness({ canWrite: false });
+    h.rung.onReport(h.report('netlink'));
+    await vi.waitFor(() => expect(h.state().current?.state).toBe('failed'));
+    expect(h.written).toHaveLength(0);
+    expect(h.rung.snapshot()).toMatchObject({ enabled: false, skipped: 'no CAP_NET_ADMIN' });
+  });
+});
+
+describe('dependencyOrder and describeItem', () => {
+  it('puts on-link routes before gateway routes before rules', () => {
+    expect(dependencyOrder([lookupLocal, viaGw, onLink]).map(describeItem)).toEqual([
+      'route 10.9.0.0/24 dev v0 table 11 scope link proto boot',
+      'route default via 10.9.0.2 dev v0 table 11 proto boot',
+      'rule pref 100 from all lookup local proto unspec',
+    ]);
+  });
+  it('describes a fwmark rule like ip does', () => {
+    expect(describeItem(proxyRule)).toBe('rule pref 9 from all fwmark 0x200/0xf00 lookup 2004 proto unspec');
+  });
+});
