@@ -1,0 +1,298 @@
+import { join } from 'node:path';
+import type { Dispatcher } from 'undici';
+import type { Alert, Alerter, BoxContext } from '../types.js';
+import type { AlertsConfig } from './config.js';
+import { SinkWorker, type DeliveryOutcome, type LiveRecord } from './delivery.js';
+import { alertMetrics, type AlertMetrics } from './metrics.js';
+import { realSleep } from './sleep.js';
+import { buildSinks } from './sinks/index.js';
+import { chooseVictims, Spool, type SpoolFs, type SpoolResult } from './spool.js';
+import type { ConfiguredSink, Sleep } from './types.js';
+
+export interface AlerterDeps {
+  ctx: BoxContext;
+  config: AlertsConfig;
+  /** The agent's state directory; the spool is <stateDir>/alert-spool unless config.spool.dir is set. */
+  stateDir: string;
+  /** How alerts leave: the host network (proxy, CA bundle, resolver are the dispatcher's business). */
+  dispatcher: Dispatcher;
+  /** This host, for the alerts the alerter raises itself (spool overflow). */
+  identity: { node: string; site: string };
+  /** Sinks to use instead of those built from config (tests, the demo). */
+  sinks?: ConfiguredSink[];
+  sleep?: Sleep;
+  random?: () => number;
+  fs?: SpoolFs;
+}
+
+/** The alert id connwatch uses: one per site, node and cause. */
+export function alertId(site: string, node: string, cause: Alert['cause']): string {
+  return `${site}/${node}/${cause}`;
+}
+
+/**
+ * The Alerter: every raise and resolve is spooled (fsync'd) before any sink sees it, is
+ * delivered to every sink, and leaves the spool only when every sink has acknowledged it.
+ * Active alerts stay spooled until resolved so that re-posts and resolves survive restarts.
+ */
+export class SpoolingAlerter implements Alerter {
+  readonly #deps: AlerterDeps;
+  readonly #spool: Spool;
+  readonly #metrics: AlertMetrics;
+  readonly #sinks: ConfiguredSink[];
+  readonly #workers: SinkWorker[];
+  readonly #records = new Map<LiveRecord, true>();
+  readonly #active = new Map<string, LiveRecord>();
+  readonly #abort = new AbortController();
+  readonly #sleep: Sleep;
+  readonly #random: () => number;
+  #ops: Promise<void>;
+  #markOpen!: () => void;
+  #running: Promise<void>[] = [];
+  #spoolState: SpoolResult = { ok: true };
+  #lastStamp = 0;
+  #started = false;
+
+  constructor(deps: AlerterDeps) {
+    this.#deps = deps;
+    this.#sleep = deps.sleep ?? realSleep;
+    this.#random = deps.random ?? Math.random;
+    this.#metrics = alertMetrics(deps.ctx.metrics);
+    this.#metrics.spoolWritable.set(1);
+    this.#spool = new Spool(deps.config.spool.dir || join(deps.stateDir, 'alert-spool'), deps.ctx.log, deps.fs);
+    this.#sinks = deps.sinks ?? (deps.config.enabled ? buildSinks(deps.config, deps.dispatcher) : []);
+    this.#workers = this.#sinks.map(
+      (configured) =>
+        new SinkWorker({
+          configured,
+          retry: deps.config.retry,
+          clock: deps.ctx.clock,
+          log: deps.ctx.log,
+          metrics: this.#metrics,
+          sleep: this.#sleep,
+          random: this.#random,
+          settle: (record, sink, outcome) => this.#settle(record, sink, outcome),
+        }),
+    );
+    this.#ops = new Promise<void>((resolve) => (this.#markOpen = resolve));
+  }
+
+  /** Opens the spool, replays what it holds, and starts delivering. */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    const { result, records } = await this.#spool.open();
+    this.#noteSpool(result);
+    for (const stored of records) {
+      this.#lastStamp = Math.max(this.#lastStamp, stored.alert.createdAt);
+      const known = stored.pending.filter((name) => this.#workers.some((w) => w.name === name));
+      const record: LiveRecord = { seq: stored.seq, alert: stored.alert, pending: new Set(known), superseded: false };
+      await this.#adopt(record);
+    }
+    this.#deps.ctx.log.info({ dir: this.#spool.dir, replayed: records.length, active: this.#active.size }, 'alert spool opened');
+    for (const worker of this.#workers) this.#running.push(worker.run(this.#abort.signal));
+    this.#running.push(this.#repostLoop(this.#abort.signal));
+    this.#markOpen();
+    this.#publish();
+  }
+
+  raise(input: Omit<Alert, 'status' | 'createdAt'>): void {
+    const current = this.#active.get(input.id);
+    if (current && current.alert.severity === input.severity && current.alert.summary === input.summary && current.alert.cause === input.cause) {
+      // Same incident, fresher evidence: re-posts carry it, no new page.
+      current.alert = { ...current.alert, evidence: input.evidence, timeline: input.timeline };
+      return;
+    }
+    const alert: Alert = { ...input, status: 'firing', startsAt: current?.alert.startsAt ?? input.startsAt, createdAt: this.#stamp() };
+    this.#submit(alert, current);
+  }
+
+  resolve(id: string): void {
+    const current = this.#active.get(id);
+    if (!current) {
+      this.#deps.ctx.log.debug({ alert: id }, 'resolve for an alert that is not active; nothing to send');
+      return;
+    }
+    const createdAt = this.#stamp();
+    this.#submit({ ...current.alert, status: 'resolved', endsAt: Math.min(this.#deps.ctx.clock.now(), createdAt), createdAt }, current);
+  }
+
+  /** Ids of the alerts firing now. */
+  activeIds(): string[] {
+    return [...this.#active.keys()];
+  }
+
+  /** Resolves once nothing is queued or in flight (tests, graceful shutdown); false on timeout. */
+  async settled(timeoutMs = 30_000): Promise<boolean> {
+    const deadline = this.#deps.ctx.clock.monotonic() + timeoutMs;
+    while (this.#deps.ctx.clock.monotonic() < deadline) {
+      await this.#ops;
+      if (this.#workers.every((w) => w.depth === 0)) return true;
+      await realSleep(10);
+    }
+    return false;
+  }
+
+  /** Stops delivering and waits until every loop and spool write has ended; spooled items stay for the next start. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    this.#markOpen();
+    await Promise.allSettled(this.#running);
+    await this.#ops.catch(() => undefined);
+    this.#publish();
+  }
+
+  #stamp(): number {
+    this.#lastStamp = Math.max(this.#deps.ctx.clock.now(), this.#lastStamp + 1);
+    return this.#lastStamp;
+  }
+
+  #sinksFor(alert: Alert): string[] {
+    return this.#sinks.filter((s) => alert.status === 'firing' || s.policy.sendResolves).map((s) => s.sink.name);
+  }
+
+  #submit(alert: Alert, replaces: LiveRecord | undefined): void {
+    const record: LiveRecord = { seq: -1, alert, pending: new Set(this.#sinksFor(alert)), superseded: false };
+    if (replaces) replaces.superseded = true;
+    if (alert.status === 'firing') this.#active.set(alert.id, record);
+    else this.#active.delete(alert.id);
+    this.#enqueueOp(async () => {
+      record.seq = this.#spool.allocateSeq();
+      this.#records.set(record, true);
+      this.#noteSpool(await this.#spool.write(serializable(record)));
+      // The newer version is durable before the older one goes: a crash leaves both, and replay keeps the newer.
+      if (replaces) await this.#forget(replaces);
+      await this.#enforceBounds();
+      if (!record.superseded) for (const worker of this.#workers) if (record.pending.has(worker.name)) worker.enqueue(record);
+      this.#afterChange();
+    });
+  }
+
+  /** Takes a replayed record in: newer versions of an id replace older ones. */
+  async #adopt(record: LiveRecord): Promise<void> {
+    const older = this.#active.get(record.alert.id);
+    if (older) {
+      older.superseded = true;
+      await this.#forget(older);
+    }
+    if (record.alert.status === 'firing') this.#active.set(record.alert.id, record);
+    else this.#active.delete(record.alert.id);
+    if (record.alert.status === 'resolved' && record.pending.size === 0) {
+      this.#noteSpool(await this.#spool.remove(record.seq));
+      return;
+    }
+    this.#records.set(record, true);
+    for (const worker of this.#workers) if (record.pending.has(worker.name)) worker.enqueue(record);
+  }
+
+  #settle(record: LiveRecord, sink: string, _outcome: DeliveryOutcome): void {
+    record.pending.delete(sink);
+    if (record.superseded || !this.#records.has(record)) return;
+    this.#enqueueOp(async () => {
+      if (record.superseded || !this.#records.has(record)) return;
+      if (record.pending.size === 0 && record.alert.status === 'resolved') await this.#forget(record);
+      else this.#noteSpool(await this.#spool.write(serializable(record)));
+      this.#afterChange();
+    });
+  }
+
+  async #forget(record: LiveRecord): Promise<void> {
+    this.#records.delete(record);
+    if (record.seq >= 0) this.#noteSpool(await this.#spool.remove(record.seq));
+  }
+
+  async #enforceBounds(): Promise<void> {
+    const { maxBytes, maxAgeSeconds } = this.#deps.config.spool;
+    const bySeq = new Map([...this.#records.keys()].map((r) => [r.seq, r]));
+    const items = [...bySeq.values()].map((r) => ({
+      seq: r.seq,
+      severity: r.alert.severity,
+      createdAt: r.alert.createdAt,
+      bytes: this.#spool.bytesOf(r.seq),
+      undelivered: r.pending.size > 0,
+    }));
+    const victims = chooseVictims(items, { maxBytes, maxAgeMs: maxAgeSeconds * 1000 }, this.#deps.ctx.clock.now());
+    for (const victim of victims) {
+      const record = bySeq.get(victim.seq);
+      if (!record) continue;
+      record.superseded = true;
+      if (this.#active.get(record.alert.id) === record) this.#active.delete(record.alert.id);
+      await this.#forget(record);
+      this.#metrics.dropped.inc({ severity: victim.severity, reason: victim.reason });
+      this.#deps.ctx.log.warn(
+        { alert: record.alert.id, status: record.alert.status, severity: victim.severity, reason: victim.reason },
+        'alert dropped from the bounded spool; receivers are unreachable for long or spool.maxBytes is too small',
+      );
+    }
+    if (victims.length > 0) this.#raiseOverflow(victims.length);
+  }
+
+  #raiseOverflow(dropped: number): void {
+    const { node, site } = this.#deps.identity;
+    const now = this.#deps.ctx.clock.now();
+    this.raise({
+      id: alertId(site, node, 'AlertSpoolOverflow'),
+      cause: 'AlertSpoolOverflow',
+      severity: 'warning',
+      node,
+      site,
+      summary: 'connwatch dropped alerts because its spool is full (receivers unreachable for long)',
+      evidence: { dropped, spoolDir: this.#spool.dir },
+      timeline: [{ wallAt: now, what: `${dropped} spooled alert(s) dropped` }],
+      startsAt: now,
+    });
+  }
+
+  #afterChange(): void {
+    const depth = [...this.#records.keys()].filter((r) => r.pending.size > 0).length;
+    this.#metrics.spoolDepth.set(depth);
+    const { node, site } = this.#deps.identity;
+    const overflowId = alertId(site, node, 'AlertSpoolOverflow');
+    if (depth === 0 && this.#active.has(overflowId)) this.resolve(overflowId);
+    this.#publish();
+  }
+
+  #enqueueOp(op: () => Promise<void>): void {
+    this.#ops = this.#ops.then(op).catch((err: unknown) => {
+      this.#deps.ctx.log.error({ err: String(err) }, 'bug in the alert spool bookkeeping');
+    });
+  }
+
+  #noteSpool(result: SpoolResult): void {
+    const was = this.#spoolState;
+    this.#spoolState = result;
+    if (!result.ok && (was.ok || was.reason !== result.reason)) this.#deps.ctx.log.error({ reason: result.reason }, 'alert spool not writable');
+    if (result.ok && !was.ok) this.#deps.ctx.log.info({ dir: this.#spool.dir }, 'alert spool writable again');
+    this.#metrics.spoolWritable.set(result.ok ? 1 : 0);
+  }
+
+  async #repostLoop(signal: AbortSignal): Promise<void> {
+    const reposting = this.#workers.filter((_w, i) => this.#sinks[i]?.policy.repostIntervalMs !== undefined);
+    const interval = Math.min(...this.#sinks.map((s) => s.policy.repostIntervalMs ?? Infinity));
+    if (reposting.length === 0 || !Number.isFinite(interval)) return;
+    while (!signal.aborted) {
+      try {
+        await this.#sleep(interval * (0.9 + 0.2 * this.#random()), signal);
+      } catch {
+        return;
+      }
+      for (const record of this.#active.values()) {
+        if (record.seq < 0) continue;
+        for (const worker of reposting) if (!record.pending.has(worker.name)) worker.enqueue(record, true);
+      }
+    }
+  }
+
+  #publish(): void {
+    const depth = [...this.#records.keys()].filter((r) => r.pending.size > 0).length;
+    this.#deps.ctx.status.publish('alerts', {
+      spool: { dir: this.#spool.dir, ...this.#spoolState, depth },
+      active: this.activeIds(),
+      sinks: this.#workers.map((w) => w.snapshot()),
+    });
+  }
+}
+
+function serializable(record: LiveRecord): { seq: number; alert: Alert; pending: string[] } {
+  return { seq: record.seq, alert: record.alert, pending: [...record.pending] };
+}

@@ -1,0 +1,229 @@
+import pRetry, { AbortError } from 'p-retry';
+import type { Logger } from 'pino';
+import type { Alert, Clock, DeliveryResult } from '../types.js';
+import type { AlertsConfig } from './config.js';
+import type { AlertMetrics } from './metrics.js';
+import { TokenBucket } from './ratelimit.js';
+import type { ConfiguredSink, Sleep } from './types.js';
+
+/** An alert version held in memory, shared by every sink's queue. */
+export interface LiveRecord {
+  seq: number;
+  alert: Alert;
+  /** Sinks that still have to acknowledge it. */
+  pending: Set<string>;
+  /** Set when a newer version (a resolve, a re-raise) or the spool bound replaced it. */
+  superseded: boolean;
+}
+
+/** How one delivery (one round of retries) ended. */
+export type DeliveryOutcome =
+  | { kind: 'delivered' }
+  | { kind: 'stale' }
+  | { kind: 'permanent'; reason: string }
+  | { kind: 'exhausted'; reason: string }
+  | { kind: 'aborted' };
+
+interface Job {
+  record: LiveRecord;
+  /** A periodic re-post (Alertmanager): delivered, never acknowledged in the spool. */
+  repost: boolean;
+  notBefore: number;
+}
+
+export interface WorkerDeps {
+  configured: ConfiguredSink;
+  retry: AlertsConfig['retry'];
+  clock: Clock;
+  log: Logger;
+  metrics: AlertMetrics;
+  sleep: Sleep;
+  random: () => number;
+  /** Called once per spooled record when this sink is done with it (delivered, stale or refused). */
+  settle(record: LiveRecord, sink: string, outcome: DeliveryOutcome): void;
+}
+
+class FailedDelivery extends Error {
+  constructor(readonly result: Extract<DeliveryResult, { ok: false }>) {
+    super(result.reason);
+  }
+}
+class StaleDelivery extends Error {}
+
+/**
+ * Delivers to one sink, one item at a time in the order given: rate-limited, jittered after
+ * idle, retried with backoff. A trigger is never sent once a newer resolve for its key went out.
+ */
+export class SinkWorker {
+  readonly name: string;
+  readonly #queue: Job[] = [];
+  readonly #resolvedAt = new Map<string, number>();
+  readonly #bucket: TokenBucket;
+  #wake: (() => void) | undefined;
+  #busy = false;
+  #idle = true;
+  #last: { at: number; outcome: DeliveryOutcome['kind']; reason?: string } | undefined;
+
+  constructor(private readonly deps: WorkerDeps) {
+    this.name = deps.configured.sink.name;
+    const { perMinute, burst } = deps.configured.policy;
+    this.#bucket = new TokenBucket(perMinute, burst, deps.clock, deps.sleep);
+  }
+
+  /** Queues a spooled record (or a re-post of an active one) for this sink. */
+  enqueue(record: LiveRecord, repost = false): void {
+    if (repost && this.#queue.some((j) => j.record === record)) return;
+    this.#queue.push({ record, repost, notBefore: 0 });
+    this.#wake?.();
+  }
+
+  /** Items waiting or in flight. */
+  get depth(): number {
+    return this.#queue.length + (this.#busy ? 1 : 0);
+  }
+
+  /** A JSON-able view for /status (no secrets: sink names and reasons are scrubbed). */
+  snapshot(): Record<string, unknown> {
+    return { sink: this.name, queued: this.#queue.length, busy: this.#busy, last: this.#last };
+  }
+
+  /** Runs until the signal aborts; resolves only then. */
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const job = this.#takeDue();
+      if (!job) {
+        this.#idle = true;
+        await this.#waitForWork(signal);
+        continue;
+      }
+      this.#busy = true;
+      try {
+        await this.#process(job, signal);
+      } finally {
+        this.#busy = false;
+      }
+    }
+  }
+
+  async #process(job: Job, signal: AbortSignal): Promise<void> {
+    try {
+      if (this.#idle && this.deps.configured.policy.jitterMs > 0) {
+        await this.deps.sleep(this.deps.random() * this.deps.configured.policy.jitterMs, signal);
+      }
+      this.#idle = false;
+      await this.#bucket.take(signal);
+    } catch {
+      this.#queue.unshift(job);
+      return;
+    }
+    const outcome = await this.#deliver(job, signal);
+    this.#last = { at: this.deps.clock.now(), outcome: outcome.kind, ...('reason' in outcome ? { reason: outcome.reason } : {}) };
+    if (outcome.kind === 'aborted') {
+      this.#queue.unshift(job);
+      return;
+    }
+    this.deps.metrics.alerts.inc({ sink: this.name, result: outcome.kind });
+    this.#log(job, outcome);
+    if (outcome.kind === 'exhausted') {
+      job.notBefore = this.deps.clock.monotonic() + this.deps.retry.cooldownMs;
+      this.#queue.push(job);
+      return;
+    }
+    if (!job.repost) this.deps.settle(job.record, this.name, outcome);
+  }
+
+  async #deliver(job: Job, signal: AbortSignal): Promise<DeliveryOutcome> {
+    const { alert } = job.record;
+    const key = this.deps.configured.policy.keyOf(alert);
+    const stale = () =>
+      job.record.superseded || (alert.status === 'firing' && (this.#resolvedAt.get(key) ?? -Infinity) >= alert.createdAt);
+    const { retry, metrics, clock } = this.deps;
+    try {
+      await pRetry(
+        async () => {
+          if (stale()) throw new AbortError(new StaleDelivery());
+          const started = clock.monotonic();
+          const result = await this.deps.configured.sink.deliver(alert, signal);
+          metrics.deliverySeconds.observe({ sink: this.name }, (clock.monotonic() - started) / 1000);
+          if (result.ok) return;
+          throw result.permanent ? new AbortError(new FailedDelivery(result)) : new FailedDelivery(result);
+        },
+        {
+          retries: retry.retries,
+          minTimeout: retry.minDelayMs,
+          maxTimeout: retry.maxDelayMs,
+          factor: 2,
+          randomize: true,
+          signal,
+          onFailedAttempt: async ({ error, retriesLeft }) => {
+            if (!(error instanceof FailedDelivery) || retriesLeft === 0) return;
+            metrics.alerts.inc({ sink: this.name, result: 'retry' });
+            this.deps.log.warn({ sink: this.name, alert: alert.id, status: alert.status, reason: error.message, retriesLeft }, 'alert delivery failed; retrying');
+            const after = error.result.retryAfterMs;
+            if (after !== undefined) await this.deps.sleep(Math.min(after, retry.maxRetryAfterMs), signal);
+          },
+        },
+      );
+      if (alert.status === 'resolved') this.#resolvedAt.set(key, Math.max(alert.createdAt, this.#resolvedAt.get(key) ?? -Infinity));
+      return { kind: 'delivered' };
+    } catch (err) {
+      if (err instanceof StaleDelivery) return { kind: 'stale' };
+      if (err instanceof FailedDelivery) return err.result.permanent ? { kind: 'permanent', reason: err.message } : { kind: 'exhausted', reason: err.message };
+      if (signal.aborted) return { kind: 'aborted' };
+      return { kind: 'exhausted', reason: `bug in sink ${this.name}: ${String(err)}` };
+    }
+  }
+
+  #log(job: Job, outcome: DeliveryOutcome): void {
+    const { alert } = job.record;
+    const fields = { sink: this.name, alert: alert.id, status: alert.status, key: this.deps.configured.policy.keyOf(alert), repost: job.repost };
+    switch (outcome.kind) {
+      case 'delivered':
+        this.deps.log[job.repost ? 'debug' : 'info'](fields, 'alert delivered');
+        return;
+      case 'stale':
+        this.deps.log.info(fields, 'trigger not sent: a newer resolve for its key was already sent');
+        return;
+      case 'permanent':
+        this.deps.log.error({ ...fields, reason: outcome.reason }, 'alert refused by the receiver (permanent); check the sink configuration (routing key, URL, payload)');
+        return;
+      case 'exhausted':
+        this.deps.log.warn({ ...fields, reason: outcome.reason, nextRoundInMs: this.deps.retry.cooldownMs }, 'alert not delivered after retries; kept in the spool for the next round');
+        return;
+      case 'aborted':
+        return;
+    }
+  }
+
+  #takeDue(): Job | undefined {
+    const now = this.deps.clock.monotonic();
+    for (let i = 0; i < this.#queue.length; i++) {
+      const job = this.#queue[i]!;
+      if (job.record.superseded) {
+        this.#queue.splice(i--, 1);
+        if (!job.repost) this.deps.settle(job.record, this.name, { kind: 'stale' });
+        continue;
+      }
+      if (job.notBefore <= now) {
+        this.#queue.splice(i, 1);
+        return job;
+      }
+    }
+    return undefined;
+  }
+
+  async #waitForWork(signal: AbortSignal): Promise<void> {
+    const now = this.deps.clock.monotonic();
+    const nextDue = this.#queue.reduce((min, j) => Math.min(min, j.notBefore), Infinity);
+    const stopWaiting = new AbortController();
+    const both = AbortSignal.any([signal, stopWaiting.signal]);
+    const woken = new Promise<void>((resolve) => {
+      this.#wake = resolve;
+      both.addEventListener('abort', () => resolve(), { once: true });
+    });
+    const timer = Number.isFinite(nextDue) ? this.deps.sleep(Math.max(1, nextDue - now), both).catch(() => undefined) : undefined;
+    await (timer ? Promise.race([woken, timer]) : woken);
+    this.#wake = undefined;
+    stopWaiting.abort();
+  }
+}
