@@ -1,6 +1,198 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
 import type { CliIO } from './cli.js';
+import { formatConfigErrors, loadConfig, type Config, type ConfigFlags } from './config/index.js';
+import { Gate } from './remediation/gate.js';
+import { FileJournal } from './remediation/journal.js';
+import { createLogger, createMetrics, Heartbeat, Liveness, StatusBoard, TelemetryServer } from './telemetry/index.js';
+import type { BoxContext, Clock } from './types.js';
+import { VERSION } from './version.js';
 
-export async function runAgentCommand(_values: Record<string, unknown>, io: CliIO): Promise<number> {
-  io.stderr('connwatch run: not wired yet.\n');
-  return 3;
+/** The real clock. */
+export const systemClock: Clock = { now: () => Date.now(), monotonic: () => performance.now() };
+
+/** Something the agent starts and, in reverse order, stops. */
+export interface Component {
+  name: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** How long shutdown may take before connwatch stops waiting (SIGTERM must end within 5 s). */
+const STOP_BUDGET_MS = 4_000;
+/** The main loop's turn: heartbeat, liveness, status. */
+const MAIN_LOOP_MS = 1_000;
+
+/** `connwatch run`: load config (exit 2 on any mistake), start every box, run until SIGTERM/SIGINT. */
+export async function runAgentCommand(values: Record<string, unknown>, io: CliIO): Promise<number> {
+  const loaded = loadConfig({ configPath: values.config as string | undefined, env: process.env, flags: values as ConfigFlags });
+  if (!loaded.ok) {
+    io.stderr(formatConfigErrors(loaded.errors));
+    return 2;
+  }
+  const config = loaded.config;
+  const log = createLogger({ level: config.log.level });
+  log.info({ version: VERSION, mode: config.mode, modeReason: loaded.modeReason, node: config.node, configPath: loaded.configPath ?? null }, 'connwatch starting');
+  try {
+    mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    io.stderr(`connwatch run: cannot create the state directory ${config.stateDir}: ${(err as Error).message}; set stateDir (or --state-dir) to a writable directory\n`);
+    return 2;
+  }
+  const agent = await Agent.start(config, log);
+  if (!agent.ok) {
+    io.stderr(`connwatch run: ${agent.reason}\n`);
+    return 2;
+  }
+  const code = await waitForStop(agent.agent, log);
+  return code;
+}
+
+function waitForStop(agent: Agent, log: Logger): Promise<number> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (why: string, code: number) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ why }, 'connwatch stopping');
+      const forced = setTimeout(() => {
+        log.error({ budgetMs: STOP_BUDGET_MS }, 'shutdown took too long; exiting anyway');
+        resolve(code || 1);
+      }, STOP_BUDGET_MS);
+      forced.unref();
+      agent.stop().then(
+        () => {
+          clearTimeout(forced);
+          log.info('connwatch stopped');
+          resolve(code);
+        },
+        (err: unknown) => {
+          log.error({ err }, 'error while stopping');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM', 0));
+    process.once('SIGINT', () => stop('SIGINT', 0));
+    process.on('unhandledRejection', (reason) => {
+      // A promise nobody handled is a bug: fail loudly (Restart=on-failure brings us back clean).
+      log.fatal({ err: reason }, 'unhandled promise rejection: exiting');
+      stop('unhandledRejection', 1);
+    });
+  });
+}
+
+/** Whether this process holds CAP_NET_ADMIN (bit 12 of CapEff), needed to re-install rules and routes. */
+export function hasNetAdmin(statusText?: string): { ok: boolean; reason?: string } {
+  let text = statusText;
+  try {
+    text ??= readFileSync('/proc/self/status', 'utf8');
+  } catch (err) {
+    return { ok: false, reason: `cannot read /proc/self/status: ${(err as Error).message}` };
+  }
+  const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(text)?.[1];
+  if (!hex) return { ok: false, reason: 'CapEff not found in /proc/self/status' };
+  const ok = (BigInt('0x' + hex) & (1n << 12n)) !== 0n;
+  return ok ? { ok } : { ok, reason: 'no CAP_NET_ADMIN: the restore rung is skipped; grant it (systemd AmbientCapabilities=CAP_NET_ADMIN, or the pod securityContext)' };
+}
+
+/** The running agent: its boxes, started in order and stopped in reverse. */
+export class Agent {
+  readonly #components: Component[] = [];
+  readonly #started: Component[] = [];
+
+  private constructor(
+    readonly config: Config,
+    readonly ctx: BoxContext,
+  ) {}
+
+  static async start(config: Config, log: Logger, clock: Clock = systemClock): Promise<{ ok: true; agent: Agent } | { ok: false; reason: string }> {
+    const { registry, measure } = createMetrics({ version: VERSION });
+    const status = new StatusBoard({ version: VERSION, mode: config.mode, clock });
+    const agent = new Agent(config, { clock, log, metrics: registry, status });
+    void measure;
+    const liveness = new Liveness(clock, { minStaleMs: config.telemetry.staleAfterSeconds * 1000 });
+    const journal = new FileJournal(config.stateDir);
+    const netAdmin = hasNetAdmin();
+    const gate = new Gate({
+      controls: {
+        settings: () => config.actions,
+        killSwitch: () => ({ active: config.actions.killSwitch, source: 'config' }),
+        halt: () => ({ active: config.actions.halt, source: 'config' }),
+      },
+      journal,
+      clock,
+      log: log.child({ box: 'gate' }),
+      metrics: registry,
+    });
+    status.publish('gate', { actions: config.actions, preview: { restore: gate.preview('restore'), restartCilium: gate.preview('restartCilium'), quarantine: gate.preview('quarantine') } });
+    status.publish('capabilities', { netAdmin });
+    const interrupted = journal.interrupted();
+    if (interrupted.length > 0) log.warn({ interrupted }, 'actions a previous run started and did not finish (see the action journal)');
+
+    const server = new TelemetryServer({ listen: config.telemetry.listen, registry, status: () => status.snapshot(), liveness, log: log.child({ box: 'telemetry' }) });
+    agent.#components.push({
+      name: 'telemetry',
+      start: async () => {
+        const bound = await server.start();
+        if (!bound.ok) throw new Error(`${bound.reason}; set telemetry.listen (--listen) to a free address`);
+        log.info({ address: bound.address, port: bound.port }, 'telemetry listening');
+      },
+      stop: () => server.stop(),
+    });
+    agent.#components.push(mainLoop(agent.ctx, liveness, new Heartbeat(config.telemetry.heartbeatFile)));
+
+    try {
+      for (const component of agent.#components) {
+        await component.start();
+        agent.#started.push(component);
+      }
+    } catch (err) {
+      await agent.stop();
+      return { ok: false, reason: (err as Error).message };
+    }
+    log.info({ components: agent.#started.map((c) => c.name) }, 'connwatch running');
+    return { ok: true, agent };
+  }
+
+  /** Stops every started component in reverse start order, each waited for. */
+  async stop(): Promise<void> {
+    while (this.#started.length > 0) {
+      const component = this.#started.pop()!;
+      try {
+        await component.stop();
+      } catch (err) {
+        this.ctx.log.error({ err, component: component.name }, 'component failed to stop cleanly');
+      }
+    }
+  }
+}
+
+/** The main loop: touches the heartbeat file and ticks liveness every turn; never needs the network. */
+function mainLoop(ctx: BoxContext, liveness: Liveness, heartbeat: Heartbeat): Component {
+  let timer: NodeJS.Timeout | undefined;
+  let turning: Promise<void> = Promise.resolve();
+  const ticker = liveness.register('main', MAIN_LOOP_MS);
+  let lastBeatError: string | undefined;
+  const turn = async () => {
+    const beat = await heartbeat.beat();
+    if (!beat.ok && beat.reason !== lastBeatError) ctx.log.error({ reason: beat.reason }, 'heartbeat failed');
+    lastBeatError = beat.ok ? undefined : beat.reason;
+    ctx.status.publish('heartbeat', { file: heartbeat.path, ok: beat.ok, ...(beat.ok ? {} : { reason: beat.reason }) });
+    ticker.tick();
+  };
+  return {
+    name: 'main-loop',
+    start: async () => {
+      await turn();
+      timer = setInterval(() => {
+        turning = turning.then(turn);
+      }, MAIN_LOOP_MS);
+    },
+    stop: async () => {
+      clearInterval(timer);
+      await turning;
+      ticker.retire();
+    },
+  };
 }

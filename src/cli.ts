@@ -2,6 +2,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { CONFIG_PARSE_ARGS_OPTIONS } from './config/overrides.js';
 import { VERSION } from './version.js';
 
 /** Exit codes every command shares (documented in the README). */
@@ -28,15 +29,7 @@ interface Command {
   run(values: Record<string, unknown>, positionals: string[], io: CliIO): Promise<number>;
 }
 
-const CONFIG_OPTIONS = {
-  config: { type: 'string', short: 'c' },
-  set: { type: 'string', multiple: true },
-  mode: { type: 'string' },
-  'log-level': { type: 'string' },
-  'state-dir': { type: 'string' },
-  listen: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
+const CONFIG_OPTIONS = { ...CONFIG_PARSE_ARGS_OPTIONS, help: { type: 'boolean', short: 'h' } } as const;
 
 const CONFIG_HELP = `
 Configuration (precedence: file < CONNWATCH_* environment < flags):
@@ -46,6 +39,8 @@ Configuration (precedence: file < CONNWATCH_* environment < flags):
       --log-level LEVEL  trace | debug | info | warn | error | fatal
       --state-dir DIR    where the baseline, journal, spool and heartbeat live
       --listen ADDR      telemetry address (default 127.0.0.1:9820)
+      --node NAME        this node's name (default: the host name)
+      --site NAME        cluster or site name, used to group alerts
   See docs/configuration.md for every key and its environment variable.`;
 
 function notYet(what: string, issue: string): Command['run'] {
