@@ -1,10 +1,14 @@
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { ActionGate, ActionOutcome, Alerter, Clock, DamageReport, DatapathItem, MissingItem, SignalEvent, StatusSink, TimelineEntry } from '../types.js';
+import { describeItem, itemKey } from '../datapath/items.js';
+import type { RestorePlan } from '../datapath/writer.js';
 import type { RestoreConfig } from './config.js';
 
-/** Puts one baseline item back; never deletes. EEXIST is success ("exists"). */
+/** Orders and puts back baseline items; never deletes. EEXIST is success ("exists"). */
 export interface ItemWriter {
+  /** Dependency order (addresses present → on-link routes → gateway routes → rules), holding items whose address is not back yet. */
+  plan(items: DatapathItem[]): Promise<RestorePlan>;
   add(item: DatapathItem, signal: AbortSignal): Promise<{ ok: true; result: 'added' | 'exists' } | { ok: false; reason: string }>;
 }
 
@@ -49,6 +53,8 @@ interface Episode {
   timeline: TimelineEntry[];
   /** The missing set a non-executed gate decision was already recorded for, so it is not resubmitted in a loop. */
   declinedKey?: string;
+  /** The missing set that could not be written yet for want of addresses; a new signal clears it. */
+  heldKey?: string;
 }
 
 const ADMIN_STATES_CONFIGURING = new Set(['configuring', 'configured', 'failed']);
@@ -91,6 +97,7 @@ export class RestoreRung {
   /** Feeds networkd activity: restarts open an episode, links entering "configuring" mark the flush done. */
   onSignal(event: SignalEvent): void {
     if (this.#stopped) return;
+    if (this.#episode) this.#episode.heldKey = undefined;
     switch (event.kind) {
       case 'NetworkdRestarted':
         this.#activity(event.at, event.wallAt, 'networkd restarted', true);
@@ -216,7 +223,7 @@ export class RestoreRung {
       return this.#publish();
     }
     const missingKey = e.missing.map((m) => itemKey(m.item)).sort().join('|');
-    if (e.declinedKey === missingKey) return;
+    if (e.declinedKey === missingKey || e.heldKey === missingKey) return;
     const waitMs = this.#rateLimitWait();
     if (waitMs > 0) {
       this.#count('rate_limited');
@@ -226,8 +233,15 @@ export class RestoreRung {
     }
     if (e.restores >= this.#cfg.maxRepeats) return this.#fighting(e);
 
+    const plan = await this.#deps.writer.plan(e.missing.map((m) => m.item));
+    if (plan.held.length > 0) this.#note(e, `held until networkd puts addresses back: ${plan.held.map((h) => `${describeItem(h.item)} (waits for ${h.waitsFor})`).join('; ')}`);
+    if (plan.ordered.length === 0) {
+      // Nothing can be written yet; the next networkd signal (an address coming back) reconsiders.
+      e.heldKey = missingKey;
+      return this.#publish();
+    }
     e.state = 'restoring';
-    const items = dependencyOrder(e.missing.map((m) => m.item));
+    const items = plan.ordered;
     const result = await this.#deps.gate.submit({
       kind: 'restore',
       summary: `re-install ${items.length} item(s) networkd removed: ${items.map(describeItem).join('; ')}`,
@@ -388,35 +402,4 @@ export class RestoreRung {
 /** An alert's identity: one per cause and node. */
 export function alertId(cause: string, node: string): string {
   return `${cause}/${node}`;
-}
-
-/** Addresses present → on-link routes → gateway routes → rules: each step needs the one before. */
-export function dependencyOrder(items: DatapathItem[]): DatapathItem[] {
-  const rank = (item: DatapathItem): number => (item.kind === 'rule' ? 2 : item.gateway ? 1 : 0);
-  return [...items].sort((a, b) => rank(a) - rank(b) || (a.kind === 'rule' && b.kind === 'rule' ? b.priority - a.priority : 0));
-}
-
-/** One line an operator recognises: close to what `ip rule`/`ip route` prints. */
-export function describeItem(item: DatapathItem): string {
-  const v = item.family === 6 ? '-6 ' : '';
-  if (item.kind === 'rule') {
-    const parts = [`${v}rule pref ${item.priority}`, item.src ? `from ${item.src}` : 'from all', item.dst ? `to ${item.dst}` : ''];
-    if (item.fwmark !== undefined) parts.push(`fwmark 0x${item.fwmark.toString(16)}${item.fwmask !== undefined ? `/0x${item.fwmask.toString(16)}` : ''}`);
-    if (item.iif) parts.push(`iif ${item.iif}`);
-    if (item.oif) parts.push(`oif ${item.oif}`);
-    parts.push(item.action === 'lookup' ? `lookup ${item.table}` : item.action);
-    parts.push(`proto ${item.protocol}`);
-    return parts.filter(Boolean).join(' ');
-  }
-  const parts = [`${v}route ${item.type === 'unicast' ? '' : item.type + ' '}${item.dst}`];
-  if (item.gateway) parts.push(`via ${item.gateway}`);
-  if (item.dev) parts.push(`dev ${item.dev}`);
-  parts.push(`table ${item.table}`);
-  if (item.scope && item.scope !== 'global') parts.push(`scope ${item.scope}`);
-  parts.push(`proto ${item.protocol}`);
-  return parts.join(' ');
-}
-
-function itemKey(item: DatapathItem): string {
-  return JSON.stringify(item, Object.keys(item).sort());
 }

@@ -7,7 +7,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { restoreConfig } from '../../../src/remediation/config.js';
 import { Gate, type ActionSettings } from '../../../src/remediation/gate.js';
 import { FileJournal } from '../../../src/remediation/journal.js';
-import { RestoreRung, dependencyOrder, describeItem, type ItemWriter } from '../../../src/remediation/restore.js';
+import { planRestore } from '../../../src/datapath/writer.js';
+import { RestoreRung, type ItemWriter } from '../../../src/remediation/restore.js';
 import type { Alert, DamageReport, DatapathItem, MissingItem, RouteItem, RuleItem } from '../../../src/types.js';
 
 const silent = pino({ level: 'silent' });
@@ -32,6 +33,7 @@ function harness(opts: { settings?: Partial<ActionSettings>; kill?: boolean; can
   let present = false;
   let removedAgain = opts.removedAgainTimes ?? 0;
   const writer: ItemWriter = {
+    plan: async (items) => planRestore(items, []),
     add: async (item) => {
       written.push(item);
       present = true;
@@ -99,7 +101,7 @@ describe('restore rung', () => {
     h.rung.onSignal(link(2, 'configuring'));
     h.rung.onSignal(link(3, 'configuring'));
     await vi.waitFor(() => expect(h.written).toHaveLength(4));
-    expect(h.written).toEqual([onLink, viaGw, lookupLocal, proxyRule]);
+    expect(h.written).toEqual([onLink, viaGw, proxyRule, lookupLocal]);
     await vi.waitFor(() => expect(h.state().last?.state).toBe('restored'));
     expect(await h.metrics.metrics()).toContain('connwatch_restores_total{result="restored"} 1');
   });
@@ -158,18 +160,5 @@ describe('restore rung', () => {
     await vi.waitFor(() => expect(h.state().current?.state).toBe('failed'));
     expect(h.written).toHaveLength(0);
     expect(h.rung.snapshot()).toMatchObject({ enabled: false, skipped: 'no CAP_NET_ADMIN' });
-  });
-});
-
-describe('dependencyOrder and describeItem', () => {
-  it('puts on-link routes before gateway routes before rules', () => {
-    expect(dependencyOrder([lookupLocal, viaGw, onLink]).map(describeItem)).toEqual([
-      'route 10.9.0.0/24 dev v0 table 11 scope link proto boot',
-      'route default via 10.9.0.2 dev v0 table 11 proto boot',
-      'rule pref 100 from all lookup local proto unspec',
-    ]);
-  });
-  it('describes a fwmark rule like ip does', () => {
-    expect(describeItem(proxyRule)).toBe('rule pref 9 from all fwmark 0x200/0xf00 lookup 2004 proto unspec');
   });
 });
