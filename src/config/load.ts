@@ -149,12 +149,15 @@ function issueToErrors(schema: z.ZodType, issue: z.core.$ZodIssue, prov: Provena
   const path = issue.path;
   if (issue.code === 'unrecognized_keys') {
     const keys = keysAt(schema, path);
+    const parent = schemaAt(schema, path);
+    // Inside a union (a secret's { value } / { file } forms) there is no key list; say what the union takes.
+    const acceptedHere = keys.length > 0 ? `keys at ${formatPath(path)}: ${keys.join(', ')}` : parent !== undefined ? fieldInfo(parent, path.map(String)).accepted : 'see the configuration reference';
     return issue.keys.map((key) => {
       const hint = suggest(key, keys);
       return {
         path: formatPath([...path, key]),
         given: `key ${JSON.stringify(key)}`,
-        accepted: `keys at ${formatPath(path)}: ${keys.join(', ')}`,
+        accepted: acceptedHere,
         message: `unknown key "${key}"${hint !== undefined ? ` — did you mean "${hint}"?` : ''}`,
         source: sourceOf(prov, [...path, key]),
       };

@@ -44,7 +44,8 @@ export function peel(schema: z.ZodType): Peeled {
     out.description ??= current.description;
     const meta = current.meta() as { accepted?: unknown } | undefined;
     if (out.accepted === undefined && typeof meta?.accepted === 'string') out.accepted = meta.accepted;
-    if (current === secretSchema || (secretDescription !== undefined && current.description === secretDescription)) {
+    // describe() clones a schema but keeps its definition, so a re-described secret still matches.
+    if (current === secretSchema || current.def === secretSchema.def || (secretDescription !== undefined && current.description === secretDescription)) {
       out.secret = true;
     }
     if (current instanceof z.ZodOptional || current instanceof z.ZodNullable || current instanceof z.ZodReadonly) {
@@ -70,7 +71,7 @@ function kindOf(peeled: Peeled): FieldKind {
   const core = peeled.core;
   if (peeled.secret) return 'secret';
   if (core instanceof z.ZodObject) return 'object';
-  if (core instanceof z.ZodString) return 'string';
+  if (core instanceof z.ZodString || core instanceof z.ZodStringFormat) return 'string';
   if (core instanceof z.ZodNumber) return core.isInt ? 'integer' : 'number';
   if (core instanceof z.ZodBoolean) return 'boolean';
   if (core instanceof z.ZodEnum || core instanceof z.ZodLiteral) return 'enum';
@@ -99,7 +100,7 @@ function rangeOf(core: z.ZodType): { min?: number; max?: number } {
       ...(max !== undefined && max < Number.MAX_SAFE_INTEGER ? { max } : {}),
     };
   }
-  if (core instanceof z.ZodString) {
+  if (core instanceof z.ZodString || core instanceof z.ZodStringFormat) {
     const min = finite(core.minLength);
     const max = finite(core.maxLength);
     return { ...(min !== undefined ? { min } : {}), ...(max !== undefined ? { max } : {}) };
