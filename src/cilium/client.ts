@@ -1,0 +1,236 @@
+/**
+ * A client for the Cilium agent's local API over its unix socket: health and the endpoint list.
+ * Every outside trouble — no socket, refusal, hang, reset, truncation, garbage, a shape Cilium
+ * does not publish — resolves `{ ok: false, code, reason, hint }`; it throws only for bugs.
+ */
+import { stat } from 'node:fs/promises';
+import { Client, errors } from 'undici';
+import type { z } from 'zod';
+import type { CiliumConfig } from './config.js';
+import { endpointList, statusResponse, type ComponentState, type EndpointState } from './schema.js';
+
+/** Stable codes for why a call failed. */
+export type CiliumErrorCode =
+  | 'unreachable'
+  | 'timeout'
+  | 'reset'
+  | 'http-status'
+  | 'truncated'
+  | 'too-large'
+  | 'garbage'
+  | 'shape'
+  | 'aborted'
+  | 'closed';
+
+/** A call's result: a value, or why not with a hint for the operator. */
+export type CiliumResult<T> = { ok: true; value: T } | { ok: false; code: CiliumErrorCode; reason: string; hint: string };
+
+/** What `GET /v1/healthz` says. */
+export interface CiliumHealth {
+  /** `cilium.state` is Ok: this is what "healthy" means. */
+  healthy: boolean;
+  state: ComponentState;
+  msg?: string;
+  /** Other components' states, for status pages. */
+  components: Record<string, ComponentState | undefined>;
+}
+
+/** One endpoint, reduced to what connwatch uses. */
+export interface CiliumEndpoint {
+  id: number;
+  state: EndpointState;
+  ipv4: string[];
+  ipv6: string[];
+  pod?: string;
+}
+
+/** Endpoint states in which the CNI still means to serve the pod (its rules and routes should exist). */
+const LIVE_ENDPOINT_STATES: ReadonlySet<EndpointState> = new Set([
+  'waiting-for-identity',
+  'not-ready',
+  'waiting-to-regenerate',
+  'regenerating',
+  'restoring',
+  'ready',
+]);
+
+/** The pod addresses of endpoints the CNI still serves (not disconnecting, disconnected or invalid). */
+export function liveEndpointAddresses(endpoints: readonly CiliumEndpoint[]): Set<string> {
+  const addresses = new Set<string>();
+  for (const entry of endpoints) {
+    if (!LIVE_ENDPOINT_STATES.has(entry.state)) continue;
+    for (const address of [...entry.ipv4, ...entry.ipv6]) addresses.add(address.toLowerCase());
+  }
+  return addresses;
+}
+
+/** The Cilium agent API. */
+export interface CiliumApi {
+  healthz(signal?: AbortSignal): Promise<CiliumResult<CiliumHealth>>;
+  endpoints(signal?: AbortSignal): Promise<CiliumResult<CiliumEndpoint[]>>;
+  /** Identity of the socket file (inode and change time): a new one means the agent restarted. */
+  socketInstance(): Promise<string | undefined>;
+  close(): Promise<void>;
+}
+
+type ClientOptions = Pick<CiliumConfig, 'socketPath' | 'connectTimeoutMs' | 'headersTimeoutMs' | 'bodyTimeoutMs' | 'requestTimeoutMs' | 'maxBodyBytes'>;
+
+/** The client over undici on the agent's unix socket. */
+export class CiliumClient implements CiliumApi {
+  readonly #options: ClientOptions;
+  readonly #client: Client;
+  #closed = false;
+
+  constructor(options: ClientOptions) {
+    this.#options = options;
+    this.#client = new Client('http://localhost', {
+      socketPath: options.socketPath,
+      connect: { timeout: options.connectTimeoutMs },
+      headersTimeout: options.headersTimeoutMs,
+      bodyTimeout: options.bodyTimeoutMs,
+      keepAliveTimeout: 2_000,
+      pipelining: 1,
+    });
+  }
+
+  async healthz(signal?: AbortSignal): Promise<CiliumResult<CiliumHealth>> {
+    const response = await this.#getJson('/v1/healthz', statusResponse, signal);
+    if (!response.ok) return response;
+    const body = response.value;
+    const state = body.cilium?.state;
+    if (state === undefined) {
+      return this.#fail('shape', 'GET /v1/healthz: the answer has no cilium.state', 'is this a Cilium agent socket? check cilium.socketPath');
+    }
+    const components: Record<string, ComponentState | undefined> = {
+      kvstore: body.kvstore?.state,
+      containerRuntime: body['container-runtime']?.state,
+      kubernetes: body.kubernetes?.state,
+      ciliumHealth: body.cluster?.ciliumHealth?.state,
+    };
+    const health: CiliumHealth = { healthy: state === 'Ok', state, components };
+    if (body.cilium?.msg) health.msg = body.cilium.msg;
+    return { ok: true, value: health };
+  }
+
+  async endpoints(signal?: AbortSignal): Promise<CiliumResult<CiliumEndpoint[]>> {
+    const response = await this.#getJson('/v1/endpoint', endpointList, signal);
+    if (!response.ok) return response;
+    return {
+      ok: true,
+      value: response.value.map((entry) => {
+        const addressing = entry.status.networking?.addressing ?? [];
+        const ids = entry.status['external-identifiers'];
+        const pod = ids?.['k8s-pod-name'] ? `${ids['k8s-namespace'] ?? ''}/${ids['k8s-pod-name']}` : ids?.['pod-name'];
+        const result: CiliumEndpoint = {
+          id: entry.id,
+          state: entry.status.state,
+          ipv4: addressing.flatMap((pair) => (pair.ipv4 ? [pair.ipv4] : [])),
+          ipv6: addressing.flatMap((pair) => (pair.ipv6 ? [pair.ipv6] : [])),
+        };
+        if (pod) result.pod = pod;
+        return result;
+      }),
+    };
+  }
+
+  async socketInstance(): Promise<string | undefined> {
+    try {
+      const info = await stat(this.#options.socketPath, { bigint: true });
+      return `${info.dev}:${info.ino}:${info.ctimeNs}`;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Closes the connection; in-flight calls resolve as failures. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#client.destroy().catch(() => undefined);
+  }
+
+  async #getJson<S extends z.ZodType>(path: string, schema: S, signal?: AbortSignal): Promise<CiliumResult<z.infer<S>>> {
+    const text = await this.#get(path, signal);
+    if (!text.ok) return text;
+    let json: unknown;
+    try {
+      json = JSON.parse(text.value);
+    } catch {
+      return this.#fail('garbage', `GET ${path}: the answer is not JSON (${describeStart(text.value)})`, 'is this a Cilium agent socket? check cilium.socketPath');
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue ? `${issue.path.join('.') || '(top)'}: ${issue.message}` : 'invalid';
+      return this.#fail('shape', `GET ${path}: not Cilium's published shape (${where})`, 'a Cilium version connwatch does not know? report it with the cilium version');
+    }
+    return { ok: true, value: parsed.data };
+  }
+
+  async #get(path: string, callerSignal?: AbortSignal): Promise<CiliumResult<string>> {
+    if (this.#closed) return this.#fail('closed', `GET ${path}: the client is closed`, 'the agent is stopping');
+    const deadline = AbortSignal.timeout(this.#options.requestTimeoutMs);
+    const signal = callerSignal ? AbortSignal.any([deadline, callerSignal]) : deadline;
+    try {
+      const response = await this.#client.request({ path, method: 'GET', signal, headers: { accept: 'application/json' } });
+      const body = await readLimited(response.body, this.#options.maxBodyBytes);
+      if (body === undefined) {
+        return this.#fail('too-large', `GET ${path}: the answer exceeds ${this.#options.maxBodyBytes} bytes`, 'raise cilium.maxBodyBytes if the node really has that many endpoints');
+      }
+      if (response.statusCode !== 200) {
+        return this.#fail('http-status', `GET ${path}: HTTP ${response.statusCode} ${describeStart(body)}`, 'cilium-agent answered but is not ready; see `cilium status`');
+      }
+      return { ok: true, value: body };
+    } catch (err) {
+      return this.#classify(path, err, deadline, callerSignal);
+    }
+  }
+
+  #classify(path: string, err: unknown, deadline: AbortSignal, callerSignal?: AbortSignal): CiliumResult<never> {
+    const code = (err as { code?: string }).code;
+    const socket = this.#options.socketPath;
+    const unreachableHint = `is cilium-agent running? socket ${socket}`;
+    if (callerSignal?.aborted) return this.#fail('aborted', `GET ${path}: aborted`, 'the agent is stopping');
+    if (deadline.aborted) return this.#fail('timeout', `GET ${path}: no complete answer within ${this.#options.requestTimeoutMs} ms`, `${unreachableHint} (it may be hung)`);
+    if (err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError || err instanceof errors.ConnectTimeoutError) {
+      return this.#fail('timeout', `GET ${path}: ${(err as Error).message}`, `${unreachableHint} (it may be hung)`);
+    }
+    if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES' || code === 'ENOTSOCK') {
+      return this.#fail('unreachable', `GET ${path}: cannot connect (${code})`, unreachableHint);
+    }
+    if (err instanceof errors.ResponseContentLengthMismatchError || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+      return this.#fail('truncated', `GET ${path}: the answer was cut short`, `${unreachableHint} (did it restart mid-answer?)`);
+    }
+    if (err instanceof errors.SocketError || code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') {
+      return this.#fail('reset', `GET ${path}: the connection broke (${(err as Error).message})`, `${unreachableHint} (did it restart?)`);
+    }
+    if (err instanceof errors.ClientDestroyedError || err instanceof errors.ClientClosedError) {
+      return this.#fail('closed', `GET ${path}: the client is closed`, 'the agent is stopping');
+    }
+    return this.#fail('garbage', `GET ${path}: ${(err as Error).message ?? String(err)}`, unreachableHint);
+  }
+
+  #fail(code: CiliumErrorCode, reason: string, hint: string): { ok: false; code: CiliumErrorCode; reason: string; hint: string } {
+    return { ok: false, code, reason, hint };
+  }
+}
+
+/** Reads a body up to a limit; undefined when over it (the rest is discarded). */
+async function readLimited(body: AsyncIterable<Buffer> & { destroy?: (err?: Error) => unknown }, limit: number): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > limit) {
+      body.destroy?.();
+      return undefined;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function describeStart(text: string): string {
+  const start = text.slice(0, 60).replace(/\s+/g, ' ');
+  return text.length > 60 ? `"${start}…"` : `"${start}"`;
+}

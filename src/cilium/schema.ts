@@ -1,0 +1,60 @@
+/**
+ * The parts of Cilium's published API shapes (api/v1/openapi.yaml) that connwatch reads.
+ * Objects are open (Cilium adds fields across releases); what we read is checked strictly,
+ * enums included.
+ */
+import { z } from 'zod';
+
+/** `Status.state` as Cilium publishes it. */
+export const componentState = z.enum(['Ok', 'Warning', 'Failure', 'Disabled']);
+
+/** `Status`: one component's state. */
+export const componentStatus = z.looseObject({
+  state: componentState.optional(),
+  msg: z.string().optional(),
+});
+
+/** `StatusResponse` (GET /v1/healthz), the fields connwatch reads. */
+export const statusResponse = z.looseObject({
+  cilium: componentStatus.optional(),
+  kvstore: componentStatus.optional(),
+  'container-runtime': componentStatus.optional(),
+  kubernetes: componentStatus.optional(),
+  cluster: z.looseObject({ ciliumHealth: componentStatus.optional(), self: z.string().optional() }).optional(),
+});
+
+/** `EndpointState`. */
+export const endpointState = z.enum([
+  'waiting-for-identity',
+  'not-ready',
+  'waiting-to-regenerate',
+  'regenerating',
+  'restoring',
+  'ready',
+  'disconnecting',
+  'disconnected',
+  'invalid',
+]);
+
+/** `AddressPair`. */
+export const addressPair = z.looseObject({
+  ipv4: z.string().optional(),
+  ipv6: z.string().optional(),
+});
+
+/** `Endpoint` (items of GET /v1/endpoint), the fields connwatch reads. */
+export const endpoint = z.looseObject({
+  id: z.number().int(),
+  status: z.looseObject({
+    state: endpointState,
+    networking: z.looseObject({ addressing: z.array(addressPair).optional() }).optional(),
+    'external-identifiers': z
+      .looseObject({ 'k8s-pod-name': z.string().optional(), 'k8s-namespace': z.string().optional(), 'pod-name': z.string().optional() })
+      .optional(),
+  }),
+});
+
+export const endpointList = z.array(endpoint);
+
+export type ComponentState = z.infer<typeof componentState>;
+export type EndpointState = z.infer<typeof endpointState>;

@@ -1,0 +1,305 @@
+/**
+ * The CNI baseline, pure: which items are the CNI's, how membership changes (only on the CNI's
+ * evidence), and what is missing now. No I/O and no clock of its own: times come in with the
+ * calls, so the life cycle is table-tested and property-tested.
+ *
+ * The rules it keeps (issue 5):
+ * - learn only while the CNI reports healthy, no networkd activity is recent, and the live state
+ *   keeps the profile's invariants (a damaged state is never learned);
+ * - learning only adds: a member that is missing stays a member;
+ * - a member leaves only on CNI evidence: its endpoint is gone (per-pod items), or the CNI
+ *   restarted and reinstalled its state without it (this is also how upgrades are adopted).
+ */
+import type { DamageReport, DatapathItem, DatapathSnapshot, MissingItem, RuleItem, Severity } from '../types.js';
+import { itemKey } from './items.js';
+import { checkInvariants, ProfileSet, type CniProfile } from './profiles.js';
+
+/** One baseline member: the item with every attribute, and why it is the CNI's. */
+export interface Member {
+  key: string;
+  item: DatapathItem;
+  profile: string;
+  severity: Severity;
+  /** The profile matcher that claimed it. */
+  matcher: string;
+  /** The pod address a per-pod item belongs to. */
+  pod?: string;
+  /** Epoch ms when it was learned. */
+  learnedAt: number;
+}
+
+/** What one CNI says about itself (for profiles whose `endpoints` names it). */
+export interface CniEvidence {
+  /** The CNI's own health answer; false also when its API did not answer. */
+  healthy: boolean;
+  /** Pod addresses from the CNI's endpoint list; absent when the list could not be read. */
+  endpoints?: ReadonlySet<string>;
+  /** The CNI restarted, settled and reinstalled its state (with no networkd activity meanwhile). */
+  reinstalled?: boolean;
+}
+
+/** Evidence per endpoint source (`profile.endpoints`): today only "cilium". */
+export type EvidenceBySource = Partial<Record<'cilium', CniEvidence>>;
+
+/** Why a member left. */
+export interface Dropped {
+  member: Member;
+  reason: 'endpoint gone' | 'CNI reinstalled its state without it';
+}
+
+/** What one learning step did. */
+export interface LearnOutcome {
+  added: Member[];
+  dropped: Dropped[];
+  /** Why some or all learning was skipped, one line per profile. */
+  refused: string[];
+}
+
+/** A missing member with what connwatch knows about the loss. */
+export interface MissingMember extends MissingItem {
+  key: string;
+  /** Whether this item's loss coincided with networkd activity. */
+  coincidedWithNetworkd: boolean;
+  /** "baseline": a learned member; "invariant": required by the profile without learning. */
+  source: 'baseline' | 'invariant';
+  /** Monotonic ms when first seen missing. */
+  missingSince: number;
+  matcher: string;
+  pod?: string;
+}
+
+/** The damage report with per-item detail (a DamageReport for every consumer of the seam). */
+export interface DatapathDamageReport extends DamageReport {
+  missing: MissingMember[];
+  /** Number of baseline members. */
+  members: number;
+  /** Per-pod items missing for less than the grace period without networkd activity (likely pod churn). */
+  withheld: MissingMember[];
+}
+
+export interface BaselineOptions {
+  /** No learning until networkd has been quiet this long (ms). */
+  quietMs: number;
+  /** How far before first-seen-missing (and after) networkd activity still counts as the cause (ms). */
+  coincidenceSlackMs: number;
+  /**
+   * A per-pod item gone without networkd activity is withheld this long (ms): when a pod goes,
+   * the CNI removes its rules before the endpoint leaves its list, and that is churn, not damage.
+   */
+  perPodGraceMs: number;
+}
+
+interface Tracking {
+  lastPresentAt?: number;
+  missingSince?: number;
+}
+
+const MAX_ACTIVITY = 512;
+
+function bySeverityThenKey(a: MissingMember, b: MissingMember): number {
+  if (a.severity !== b.severity) return a.severity === 'critical' ? -1 : 1;
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+/** The baseline and its life cycle; one instance per agent. */
+export class BaselineCore {
+  readonly #profiles: readonly CniProfile[];
+  readonly #options: BaselineOptions;
+  readonly #members = new Map<string, Member>();
+  readonly #tracking = new Map<string, Tracking>();
+  #activity: number[] = [];
+
+  constructor(profiles: readonly CniProfile[], options: BaselineOptions, members: readonly Member[] = []) {
+    this.#profiles = profiles;
+    this.#options = options;
+    this.load(members);
+  }
+
+  /** Replaces the members with those saved on disk (start-up); members of profiles no longer configured are not ours. */
+  load(members: readonly Member[]): void {
+    const known = new Set(this.#profiles.map((profile) => profile.name));
+    this.#members.clear();
+    this.#tracking.clear();
+    for (const member of members) if (known.has(member.profile)) this.#members.set(member.key, member);
+  }
+
+  /** The members, in a stable order (for persistence and status). */
+  members(): Member[] {
+    return [...this.#members.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  /** networkd did something (restart, link configuring, address re-add) at this monotonic time. */
+  noteNetworkdActivity(at: number): void {
+    const index = this.#activity.findIndex((time) => time > at);
+    if (index === -1) this.#activity.push(at);
+    else this.#activity.splice(index, 0, at);
+    if (this.#activity.length > MAX_ACTIVITY) this.#activity = this.#activity.slice(-MAX_ACTIVITY);
+  }
+
+  /** The latest networkd activity, if any. */
+  lastNetworkdActivity(): number | undefined {
+    return this.#activity.at(-1);
+  }
+
+  /** Whether networkd has been quiet long enough to learn. */
+  networkdQuiet(now: number): boolean {
+    const last = this.lastNetworkdActivity();
+    return last === undefined || now - last >= this.#options.quietMs;
+  }
+
+  /** Whether networkd did anything in [from, to]. */
+  networkdActiveBetween(from: number, to: number): boolean {
+    return this.#activity.some((time) => time >= from && time <= to);
+  }
+
+  /** One learning step against a live snapshot; `now` monotonic, `wallNow` epoch ms. */
+  learn(snapshot: DatapathSnapshot, evidence: EvidenceBySource, now: number, wallNow: number): LearnOutcome {
+    const outcome: LearnOutcome = { added: [], dropped: [], refused: [] };
+    const live = this.#claimLive(snapshot);
+    const quiet = this.networkdQuiet(now);
+    const breaches = checkInvariants(this.#profiles, snapshot.rules);
+    for (const profile of this.#profiles) {
+      const cni = profile.endpoints === 'none' ? { healthy: true } : evidence[profile.endpoints];
+      if (!cni?.healthy) {
+        outcome.refused.push(`${profile.name}: the CNI does not report healthy`);
+        continue;
+      }
+      this.#dropGoneEndpoints(profile, cni, outcome);
+      if (!quiet) {
+        outcome.refused.push(`${profile.name}: networkd activity in the last ${this.#options.quietMs} ms`);
+        continue;
+      }
+      if (cni.reinstalled) this.#dropNotReinstalled(profile, live, outcome);
+      const breach = breaches.find((candidate) => candidate.profile === profile.name);
+      if (breach) {
+        outcome.refused.push(`${profile.name}: live state breaks an invariant (${breach.invariant.description}); not learning from it`);
+        continue;
+      }
+      this.#addLive(profile, cni, live, wallNow, outcome);
+    }
+    return outcome;
+  }
+
+  #dropGoneEndpoints(profile: CniProfile, cni: CniEvidence, outcome: LearnOutcome): void {
+    if (!cni.endpoints) return;
+    for (const member of this.#members.values()) {
+      if (member.profile !== profile.name || member.pod === undefined || cni.endpoints.has(member.pod)) continue;
+      this.#drop(member, 'endpoint gone', outcome);
+    }
+  }
+
+  #dropNotReinstalled(profile: CniProfile, live: Map<string, Member>, outcome: LearnOutcome): void {
+    for (const member of [...this.#members.values()]) {
+      if (member.profile === profile.name && !live.has(member.key)) this.#drop(member, 'CNI reinstalled its state without it', outcome);
+    }
+  }
+
+  #addLive(profile: CniProfile, cni: CniEvidence, live: Map<string, Member>, wallNow: number, outcome: LearnOutcome): void {
+    for (const candidate of live.values()) {
+      if (candidate.profile !== profile.name || this.#members.has(candidate.key)) continue;
+      // A per-pod item joins only when the CNI lists its pod: a leftover of a gone pod is not the CNI's state.
+      if (candidate.pod !== undefined && !cni.endpoints?.has(candidate.pod)) continue;
+      const member = { ...candidate, learnedAt: wallNow };
+      this.#members.set(member.key, member);
+      outcome.added.push(member);
+    }
+  }
+
+  #drop(member: Member, reason: Dropped['reason'], outcome: LearnOutcome): void {
+    if (!this.#members.delete(member.key)) return;
+    this.#tracking.delete(member.key);
+    outcome.dropped.push({ member, reason });
+  }
+
+  /** Every live item some profile claims, as would-be members. */
+  #claimLive(snapshot: DatapathSnapshot): Map<string, Member> {
+    const claimer = new ProfileSet(this.#profiles);
+    claimer.noteRules([...snapshot.rules, ...this.#memberRules()]);
+    const live = new Map<string, Member>();
+    for (const item of [...snapshot.rules, ...snapshot.routes]) {
+      const claim = claimer.claim(item);
+      if (!claim) continue;
+      const key = itemKey(item);
+      live.set(key, { key, item, profile: claim.profile, severity: claim.severity, matcher: claim.matcher, learnedAt: 0, ...(claim.pod ? { pod: claim.pod } : {}) });
+    }
+    return live;
+  }
+
+  #memberRules(): RuleItem[] {
+    return [...this.#members.values()].flatMap((member) => (member.item.kind === 'rule' ? [member.item] : []));
+  }
+
+  /** Compares the live snapshot with the baseline and the invariants; updates loss tracking. */
+  assess(snapshot: DatapathSnapshot, trigger: string, at: number): DatapathDamageReport {
+    const liveKeys = new Set([...snapshot.rules, ...snapshot.routes].map(itemKey));
+    const missing: MissingMember[] = [];
+    for (const member of this.#members.values()) {
+      const tracking = this.#track(member.key, liveKeys.has(member.key), at);
+      if (tracking.missingSince === undefined) continue;
+      missing.push(this.#missing(member.key, member.item, member, 'baseline', tracking));
+    }
+    const seen = new Set(missing.map((entry) => entry.key));
+    const breachKeys = new Set<string>();
+    for (const breach of checkInvariants(this.#profiles, snapshot.rules)) {
+      const key = itemKey(breach.item);
+      breachKeys.add(key);
+      const tracking = this.#track(key, false, at);
+      if (seen.has(key)) continue;
+      const origin = { profile: breach.profile, severity: breach.invariant.severity, matcher: breach.invariant.description };
+      missing.push(this.#missing(key, breach.item, origin, 'invariant', tracking));
+    }
+    this.#forgetStaleTracking(breachKeys);
+    const grace = this.#options.perPodGraceMs;
+    const inGrace = (entry: MissingMember): boolean =>
+      entry.pod !== undefined && !entry.coincidedWithNetworkd && at - entry.missingSince < grace;
+    const reported = missing.filter((entry) => !inGrace(entry)).sort(bySeverityThenKey);
+    return {
+      at,
+      trigger,
+      missing: reported,
+      coincidedWithNetworkd: reported.some((entry) => entry.coincidedWithNetworkd),
+      members: this.#members.size,
+      withheld: missing.filter(inGrace).sort(bySeverityThenKey),
+    };
+  }
+
+  #track(key: string, present: boolean, at: number): Tracking {
+    const tracking = this.#tracking.get(key) ?? {};
+    if (present) {
+      tracking.lastPresentAt = at;
+      delete tracking.missingSince;
+    } else {
+      tracking.missingSince ??= at;
+    }
+    this.#tracking.set(key, tracking);
+    return tracking;
+  }
+
+  #forgetStaleTracking(breachKeys: Set<string>): void {
+    for (const key of this.#tracking.keys()) if (!this.#members.has(key) && !breachKeys.has(key)) this.#tracking.delete(key);
+  }
+
+  #missing(
+    key: string,
+    item: DatapathItem,
+    origin: { profile: string; severity: Severity; matcher: string; pod?: string },
+    source: MissingMember['source'],
+    tracking: Tracking,
+  ): MissingMember {
+    const since = tracking.missingSince ?? 0;
+    const slack = this.#options.coincidenceSlackMs;
+    const from = tracking.lastPresentAt !== undefined ? Math.min(tracking.lastPresentAt, since - slack) : since - slack;
+    const entry: MissingMember = {
+      key,
+      item,
+      severity: origin.severity,
+      profile: origin.profile,
+      matcher: origin.matcher,
+      source,
+      missingSince: since,
+      coincidedWithNetworkd: this.networkdActiveBetween(from, since + slack),
+    };
+    if (origin.pod !== undefined) entry.pod = origin.pod;
+    return entry;
+  }
+}
