@@ -48,6 +48,10 @@ export interface LabDescription {
   kernel: { netem: boolean; dummy: boolean; nftables: boolean; veth: boolean };
   /** Files the lab leaves, for `down` after a crash. */
   stateFile: string;
+  /** Marked traffic: TCP from the node to addr:port is marked (nftables route hook) and only pref 9 / table 2004 delivers it. */
+  marked: { addr: string; port: number; mark: number };
+  /** Host directory with the lab's logs (networkd.log with SYSTEMD_LOG_LEVEL=debug, dbus, stand-in, responders). */
+  logs: string;
 }
 
 export interface ExecResult {
@@ -73,5 +77,11 @@ export interface Lab {
   loss(target: LabTarget, percent: number): Promise<void>;
   blackhole(target: LabTarget): Promise<void>;
   clear(): Promise<void>;
+  /** Endpoint churn: a new pod (netns, veth, responder on 4240) and, on the node, its per-pod rules installed by the Cilium stand-in. */
+  addPod(name: string, node?: 'node' | 'peer'): Promise<LabPod>;
+  /** Removes a pod: the stand-in removes its per-pod rules, then its namespace goes. */
+  removePod(name: string): Promise<void>;
+  /** What a Cilium agent restart does to the datapath: re-installs the profile's whole CNI state (through the stand-in when running). */
+  restartCilium(): Promise<void>;
   down(): Promise<void>;
 }

@@ -1,0 +1,65 @@
+/**
+ * Loss and blackholes with nftables (this kernel has no netem): a table in the sender's
+ * namespace drops packets to the target's addresses, at random (`numgen random`) or all.
+ * Target "node" impairs the peer's path to the node; any other target impairs the node's path
+ * to it. The table vanishes with its namespace, so `down` needs nothing extra.
+ */
+import { mustRun, run } from './run.js';
+import type { LabState } from './state.js';
+import { NODE_LINKS } from './topology.js';
+import type { LabTarget } from './types.js';
+
+const TABLE = 'connwatch_lab_impair';
+
+export interface ImpairTargets {
+  /** Where the drop rules live. */
+  netns: string;
+  ip4: string[];
+  ip6: string[];
+}
+
+export type Impairment = { kind: 'loss'; percent: number } | { kind: 'blackhole' };
+
+function bare(cidr: string): string {
+  return cidr.replace(/\/\d+$/, '');
+}
+
+export function impairTargets(state: LabState, target: LabTarget): ImpairTargets {
+  const withPeer = NODE_LINKS.filter((l) => l.peerEnd);
+  if (target === 'node') {
+    return { netns: state.netns.peer, ip4: withPeer.map((l) => bare(l.ip4 ?? '')), ip6: withPeer.map((l) => bare(l.ip6 ?? '')) };
+  }
+  if (target === 'peer') {
+    return { netns: state.netns.node, ip4: withPeer.map((l) => bare(l.peerEnd?.ip4 ?? '')), ip6: withPeer.map((l) => bare(l.peerEnd?.ip6 ?? '')) };
+  }
+  const pod = state.pods.find((p) => p.name === target);
+  if (!pod) throw new Error(`lab: no target "${target}" for loss/blackhole (node, peer or a pod)`);
+  return { netns: state.netns.node, ip4: [pod.ip4], ip6: [pod.ip6] };
+}
+
+function verdict(imp: Impairment): string {
+  return imp.kind === 'blackhole' ? 'drop' : `numgen random mod 100 < ${Math.round(imp.percent)} drop`;
+}
+
+/** Adds drop rules for the target's addresses (output and forward) in the sender's namespace. */
+export async function applyImpairment(_state: LabState, t: ImpairTargets, imp: Impairment): Promise<void> {
+  const v = verdict(imp);
+  const lines = [
+    `table inet ${TABLE} {`,
+    '  chain out { type filter hook output priority filter; policy accept; }',
+    '  chain fwd { type filter hook forward priority filter; policy accept; }',
+    '}',
+  ];
+  for (const chain of ['out', 'fwd']) {
+    lines.push(`add rule inet ${TABLE} ${chain} ip daddr { ${t.ip4.join(', ')} } ${v}`);
+    lines.push(`add rule inet ${TABLE} ${chain} ip6 daddr { ${t.ip6.join(', ')} } ${v}`);
+  }
+  await mustRun(['nsenter', `--net=/run/netns/${t.netns}`, '--', 'nft', '-f', '-'], { input: lines.join('\n') + '\n' });
+}
+
+/** Removes every impairment in the lab's node and peer namespaces. */
+export async function clearImpairments(state: LabState): Promise<void> {
+  for (const ns of [state.netns.node, state.netns.peer]) {
+    await run(['nsenter', `--net=/run/netns/${ns}`, '--', 'nft', 'delete', 'table', 'inet', TABLE]);
+  }
+}
