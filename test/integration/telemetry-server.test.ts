@@ -1,0 +1,144 @@
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Clock } from '../../src/types.js';
+import { captureLogs, createMetrics, Liveness, StatusBoard, TelemetryServer } from '../../src/telemetry/index.js';
+
+function manualClock(): Clock & { advance(ms: number): void } {
+  let t = 0;
+  return { now: () => 1_700_000_000_000 + t, monotonic: () => t, advance: (ms) => void (t += ms) };
+}
+
+const servers: TelemetryServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
+});
+
+async function startServer(): Promise<{ base: string; server: TelemetryServer; liveness: Liveness; clock: ReturnType<typeof manualClock>; board: StatusBoard; registry: Registry }> {
+  const clock = manualClock();
+  const { registry } = createMetrics({ version: 'test' });
+  const liveness = new Liveness(clock);
+  const board = new StatusBoard({ version: 'test', mode: 'baremetal', clock });
+  const server = new TelemetryServer({ listen: '127.0.0.1:0', registry, status: () => board.snapshot(), liveness, log: captureLogs().log });
+  servers.push(server);
+  const started = await server.start();
+  if (!started.ok) throw new Error(started.reason);
+  return { base: `http://${started.address}`, server, liveness, clock, board, registry };
+}
+
+describe('telemetry server over real HTTP', () => {
+  it('/metrics serves the Prometheus text format with connwatch_ series', async () => {
+    const { base } = await startServer();
+    const res = await fetch(`${base}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const body = await res.text();
+    expect(body).toContain('connwatch_build_info{version="test"');
+    expect(body).toContain('process_resident_memory_bytes');
+  });
+
+  it('/healthz is 200 while loops turn and 503 once one goes stale', async () => {
+    const { base, liveness, clock } = await startServer();
+    const loop = liveness.register('main', 1000);
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    clock.advance(3001);
+    const stale = await fetch(`${base}/healthz`);
+    expect(stale.status).toBe(503);
+    expect(await stale.json()).toMatchObject({ alive: false, loops: [{ name: 'main', stale: true }] });
+    loop.tick();
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+  });
+
+  it('/readyz is 503 until markStarted, then 200', async () => {
+    const { base, server } = await startServer();
+    expect((await fetch(`${base}/readyz`)).status).toBe(503);
+    server.markStarted();
+    const res = await fetch(`${base}/readyz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ready: true });
+  });
+
+  it('/status is JSON from the StatusBoard, well-formed when empty', async () => {
+    const { base, board } = await startServer();
+    const empty = await fetch(`${base}/status`);
+    expect(empty.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await empty.json()).toMatchObject({ version: 'test', mode: 'baremetal' });
+    board.publish('detector', { state: 'Healthy' });
+    expect(await (await fetch(`${base}/status?pretty`)).json()).toMatchObject({ detector: { state: 'Healthy' } });
+  });
+
+  it('unknown paths are 404', async () => {
+    const { base } = await startServer();
+    const res = await fetch(`${base}/nope`);
+    expect(res.status).toBe(404);
+    expect(await res.text()).toContain('/metrics');
+  });
+
+  it.each(['POST', 'PUT', 'DELETE'])('%s is 405 with Allow', async (method) => {
+    const { base } = await startServer();
+    const res = await fetch(`${base}/status`, { method });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('GET, HEAD');
+  });
+
+  it('HEAD answers without a body', async () => {
+    const { base } = await startServer();
+    const res = await fetch(`${base}/status`, { method: 'HEAD' });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('');
+  });
+
+  it('a taken port is reported as data, not thrown', async () => {
+    const first = await startServer();
+    const port = new URL(first.base).port;
+    const second = new TelemetryServer({ listen: `127.0.0.1:${port}`, registry: new Registry(), status: () => ({}), liveness: new Liveness(manualClock()), log: captureLogs().log });
+    servers.push(second);
+    const result = await second.start();
+    expect(result).toEqual({ ok: false, reason: expect.stringMatching(/EADDRINUSE.*telemetry\.listen/) });
+  });
+
+  it('stop() closes kept-alive connections and frees the port', async () => {
+    const { base, server } = await startServer();
+    await fetch(`${base}/metrics`, { keepalive: true }).then((r) => r.text());
+    await server.stop();
+    await expect(fetch(`${base}/metrics`)).rejects.toThrow();
+  });
+
+  it('stop() cuts a request that does not finish within the close timeout', async () => {
+    const registry = new Registry();
+    const clock = manualClock();
+    let release: (() => void) | undefined;
+    let entered: () => void = () => undefined;
+    const inHandler = new Promise<void>((resolve) => (entered = resolve));
+    const server = new TelemetryServer({
+      listen: '127.0.0.1:0',
+      registry,
+      status: () => ({}),
+      liveness: new Liveness(clock),
+      log: captureLogs().log,
+      closeTimeoutMs: 100,
+    });
+    // A collect that never resolves on its own stands in for a wedged request.
+    const wedged = {
+      name: 'connwatch_wedged',
+      get: () => {
+        entered();
+        return new Promise((resolve) => {
+          release = () => resolve({ name: 'connwatch_wedged', help: 'h', type: 'gauge', values: [], aggregator: 'sum' });
+        });
+      },
+      reset: () => undefined,
+      aggregator: 'sum',
+    };
+    registry.registerMetric(wedged as never);
+    const started = await server.start();
+    if (!started.ok) throw new Error(started.reason);
+    const pending = fetch(`http://${started.address}/metrics`).then(
+      () => 'answered',
+      () => 'cut',
+    );
+    await inHandler;
+    await server.stop();
+    expect(await pending).toBe('cut');
+    release?.();
+  });
+});
