@@ -46,11 +46,11 @@ export async function applyImpairment(_state: LabState, t: ImpairTargets, imp: I
   const v = verdict(imp);
   const lines = [
     `table inet ${TABLE} {`,
-    '  chain out { type filter hook output priority filter; policy accept; }',
-    '  chain fwd { type filter hook forward priority filter; policy accept; }',
+    '  chain lab_out { type filter hook output priority filter; policy accept; }',
+    '  chain lab_forward { type filter hook forward priority filter; policy accept; }',
     '}',
   ];
-  for (const chain of ['out', 'fwd']) {
+  for (const chain of ['lab_out', 'lab_forward']) {
     lines.push(`add rule inet ${TABLE} ${chain} ip daddr { ${t.ip4.join(', ')} } ${v}`);
     lines.push(`add rule inet ${TABLE} ${chain} ip6 daddr { ${t.ip6.join(', ')} } ${v}`);
   }
