@@ -11,7 +11,9 @@ export type ReceiverKind = 'pagerduty' | 'slack' | 'webhook';
 export type Fault =
   | { kind: 'status'; status: number; body?: string; retryAfter?: string }
   | { kind: 'timeout' }
-  | { kind: 'reset' };
+  | { kind: 'reset' }
+  /** Answer normally, but only after ms (keeps requests in flight). */
+  | { kind: 'delay'; ms: number };
 
 export interface Received {
   at: number;
@@ -97,6 +99,27 @@ export async function startReceiver(kind: ReceiverKind): Promise<Receiver> {
   const sockets = new Set<Socket>();
   const path = kind === 'pagerduty' ? '/v2/enqueue' : kind === 'slack' ? '/services/T0CONNWATCH/B0CONNWATCH/s3cr3tSlackToken' : '/hook';
 
+  const answer = (entry: Received, req: IncomingMessage, res: ServerResponse, fault: Fault | undefined): void => {
+    if (fault?.kind === 'timeout') return; // never answer; close() destroys the socket
+    if (fault?.kind === 'reset') {
+      req.socket.resetAndDestroy();
+      return;
+    }
+    if (fault?.kind === 'status') {
+      entry.answered = send(res, fault.status, fault.body ?? `fault ${fault.status}`, 'text/plain', fault.retryAfter ? { 'retry-after': fault.retryAfter } : {});
+      return;
+    }
+    if (req.url !== path && kind !== 'webhook') {
+      entry.answered = send(res, 404, kind === 'slack' ? 'no_service' : 'not found', 'text/plain');
+      return;
+    }
+    if (entry.raw && entry.body === undefined) {
+      entry.answered = send(res, 400, kind === 'slack' ? 'invalid_payload' : 'invalid json', 'text/plain');
+      return;
+    }
+    entry.answered = answerNormally(kind, entry.body, res);
+  };
+
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -111,24 +134,8 @@ export async function startReceiver(kind: ReceiverKind): Promise<Receiver> {
       const entry: Received = { at: Date.now(), method: req.method ?? '', path: req.url ?? '', headers: req.headers, raw, body, answered: 0 };
       attempts.push(entry);
       const fault = queue.shift() ?? rule?.(body);
-      if (fault?.kind === 'timeout') return; // never answer; close() destroys the socket
-      if (fault?.kind === 'reset') {
-        req.socket.resetAndDestroy();
-        return;
-      }
-      if (fault?.kind === 'status') {
-        entry.answered = send(res, fault.status, fault.body ?? `fault ${fault.status}`, 'text/plain', fault.retryAfter ? { 'retry-after': fault.retryAfter } : {});
-        return;
-      }
-      if (req.url !== path && kind !== 'webhook') {
-        entry.answered = send(res, 404, kind === 'slack' ? 'no_service' : 'not found', 'text/plain');
-        return;
-      }
-      if (raw && body === undefined) {
-        entry.answered = send(res, 400, kind === 'slack' ? 'invalid_payload' : 'invalid json', 'text/plain');
-        return;
-      }
-      entry.answered = answerNormally(kind, body, res);
+      if (fault?.kind === 'delay') setTimeout(() => answer(entry, req, res, undefined), fault.ms);
+      else answer(entry, req, res, fault);
     });
   });
   server.on('connection', (s: Socket) => {
