@@ -17,6 +17,6 @@ http.createServer((req, res) => {
     res.end(JSON.stringify({ lab: label, ok: true }));
   }, Math.min(delay, 60000));
 }).listen(Number(httpPort), '::', ready);
-if (tcpPort) net.createServer((s) => { s.end('lab-ok ' + label + '\n'); }).listen(Number(tcpPort), '0.0.0.0', ready);
+if (tcpPort) net.createServer((s) => { s.on('error', () => {}); s.end('lab-ok ' + label + '\n'); }).listen(Number(tcpPort), '0.0.0.0', ready);
 process.on('SIGTERM', () => process.exit(0));
 `;
