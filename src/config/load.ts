@@ -42,12 +42,17 @@ function isPlainObject(value: unknown): value is PlainObject {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
+/** Raised when YAML aliases make the document refer to itself. */
+class CyclicDocument extends Error {}
+
 /** An empty YAML value ("signals:" with everything commented out) means "defaults", not null. */
-function dropNulls(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(dropNulls);
-  if (!isPlainObject(value)) return value;
+function dropNulls(value: unknown, inside: ReadonlySet<unknown> = new Set()): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (inside.has(value)) throw new CyclicDocument('YAML aliases refer to their own ancestor (a cycle)');
+  const path = new Set(inside).add(value);
+  if (Array.isArray(value)) return value.map((item) => dropNulls(item, path));
   const out: PlainObject = {};
-  for (const [key, child] of Object.entries(value)) if (child !== null) out[key] = dropNulls(child);
+  for (const [key, child] of Object.entries(value)) if (child !== null) out[key] = dropNulls(child, path);
   return out;
 }
 
@@ -78,7 +83,13 @@ function readConfigFile(path: string): { ok: true; raw: PlainObject; view: FileV
       }),
     };
   }
-  const raw = dropNulls(doc.toJS({ maxAliasCount: 100 }) ?? {});
+  let raw: unknown;
+  try {
+    raw = dropNulls(doc.toJS({ maxAliasCount: 100 }) ?? {});
+  } catch (err) {
+    // Unresolved or cyclic aliases, alias bombs: structure errors yaml reports only on conversion.
+    return { ok: false, errors: [{ path: '(config file)', given: 'aliases (*name)', accepted: 'YAML: a mapping of configuration keys', message: `bad YAML: ${(err as Error).message.split('\n')[0]}`, source: path }] };
+  }
   if (!isPlainObject(raw)) {
     return { ok: false, errors: [{ path: '(config file)', given: describeGiven(raw), accepted: 'YAML: a mapping of configuration keys', message: 'the file must be a mapping at its top level (key: value lines)', source: path }] };
   }

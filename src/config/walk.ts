@@ -115,7 +115,9 @@ export function describeAccepted(kind: FieldKind, values?: readonly unknown[], m
       : min !== undefined ? ` ≥ ${min}${unit}`
         : max !== undefined ? ` ≤ ${max}${unit}` : '';
   switch (kind) {
-    case 'string': return `a string${min !== undefined || max !== undefined ? ` of length${range('')}` : ''}`;
+    case 'string':
+      if (min === 1 && max === undefined) return 'a non-empty string';
+      return `a string${min !== undefined || max !== undefined ? ` of length${range('')}` : ''}`;
     case 'number': return `a number${range('')}`;
     case 'integer': return `an integer${range('')}`;
     case 'boolean': return 'true or false';

@@ -82,6 +82,16 @@ const cases: Case[] = [
     expected: { path: '(config file)', given: 'line 2, column 1', message: /unique/ },
   },
   {
+    name: 'unresolved alias',
+    file: 'site: &a x\nnode: *b\n',
+    expected: { path: '(config file)', message: /bad YAML: Unresolved alias/ },
+  },
+  {
+    name: 'cyclic alias',
+    file: 'signals: &a [*a]\n',
+    expected: { path: '(config file)', message: /bad YAML: .*cycle/ },
+  },
+  {
     name: 'top level not a mapping',
     file: '- mode: baremetal\n',
     expected: { path: '(config file)', given: 'a list of 1 item', message: /mapping at its top level/ },
