@@ -61,9 +61,15 @@ export class SpoolingAlerter implements Alerter {
     this.#metrics.spoolWritable.set(1);
     this.#spool = new Spool(deps.config.spool.dir || join(deps.stateDir, 'alert-spool'), deps.ctx.log, deps.fs);
     this.#sinks = deps.sinks ?? (deps.config.enabled ? buildSinks(deps.config, deps.dispatcher) : []);
+    const primaries = this.#sinks.filter((s) => s.kind === 'alertmanager').map((s) => s.sink.name);
+    const fallback = {
+      afterMs: deps.config.fallbackAfterSeconds * 1000,
+      primaryAcked: (record: LiveRecord) => primaries.some((name) => record.acked.has(name)),
+    };
     this.#workers = this.#sinks.map(
       (configured) =>
         new SinkWorker({
+          ...(configured.policy.fallback && primaries.length > 0 ? { fallback } : {}),
           configured,
           retry: deps.config.retry,
           clock: deps.ctx.clock,
@@ -86,7 +92,9 @@ export class SpoolingAlerter implements Alerter {
     for (const stored of records) {
       this.#lastStamp = Math.max(this.#lastStamp, stored.alert.createdAt);
       const known = stored.pending.filter((name) => this.#workers.some((w) => w.name === name));
-      const record: LiveRecord = { seq: stored.seq, alert: stored.alert, pending: new Set(known), superseded: false };
+      // Sinks no longer pending took it (or refused it for good): close enough for the fallback check.
+      const acked = new Set(this.#workers.map((w) => w.name).filter((name) => !stored.pending.includes(name)));
+      const record: LiveRecord = { seq: stored.seq, alert: stored.alert, pending: new Set(known), superseded: false, acked };
       await this.#adopt(record);
     }
     this.#deps.ctx.log.info({ dir: this.#spool.dir, replayed: records.length, active: this.#active.size }, 'alert spool opened');
@@ -152,11 +160,17 @@ export class SpoolingAlerter implements Alerter {
   }
 
   #submit(alert: Alert, replaces: LiveRecord | undefined): void {
-    const record: LiveRecord = { seq: -1, alert, pending: new Set(this.#sinksFor(alert)), superseded: false };
+    const record: LiveRecord = { seq: -1, alert, pending: new Set(this.#sinksFor(alert)), superseded: false, acked: new Set() };
     if (replaces) replaces.superseded = true;
     if (alert.status === 'firing') this.#active.set(alert.id, record);
     else this.#active.delete(alert.id);
     this.#enqueueOp(async () => {
+      if (alert.status === 'resolved' && record.pending.size === 0) {
+        // Nobody is to hear this resolve: forgetting the trigger is all there is to do.
+        if (replaces) await this.#forget(replaces);
+        this.#afterChange();
+        return;
+      }
       record.seq = this.#spool.allocateSeq();
       this.#records.set(record, true);
       this.#noteSpool(await this.#spool.write(serializable(record)));

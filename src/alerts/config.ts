@@ -56,6 +56,10 @@ const pagerdutySection = z
     url: z.url().default('https://events.pagerduty.com/v2/enqueue').describe('Events API v2 enqueue endpoint.'),
     dedupKey: dedupTemplate.default(''),
     sendResolves: z.boolean().default(true).describe('Send resolve events when the condition clears.'),
+    when: z
+      .enum(['always', 'fallback'])
+      .default('always')
+      .describe('always = every alert; fallback = a trigger only when no Alertmanager acknowledged it within alerts.fallbackAfterSeconds.'),
     ...rateFields(100, 10, 2000),
   })
   .describe('PagerDuty Events API v2 sink (limit ~120 events/min per routing key).');
@@ -65,6 +69,10 @@ const slackSection = z
     webhookUrl: secretSchema.describe('The Slack incoming-webhook URL; a secret.'),
     dedupKey: dedupTemplate.default(''),
     sendResolves: z.boolean().default(true).describe('Post a message when the condition clears.'),
+    when: z
+      .enum(['always', 'fallback'])
+      .default('always')
+      .describe('always = every alert; fallback = a trigger only when no Alertmanager acknowledged it within alerts.fallbackAfterSeconds.'),
     ...rateFields(50, 1, 2000),
   })
   .describe('Slack incoming-webhook sink (about one message per second).');
@@ -80,6 +88,10 @@ const webhookSection = z
     headers: z.record(z.string(), secretSchema).default({}).describe('Extra request headers, e.g. Authorization; secrets.'),
     dedupKey: dedupTemplate.default(''),
     sendResolves: z.boolean().default(true).describe('Post resolves too.'),
+    when: z
+      .enum(['always', 'fallback'])
+      .default('always')
+      .describe('always = every alert; fallback = a trigger only when no Alertmanager acknowledged it within alerts.fallbackAfterSeconds.'),
     ...rateFields(60, 5, 2000),
   })
   .describe('A generic JSON webhook.');
@@ -136,6 +148,11 @@ export const alertsConfig = z
       .string()
       .default('https://github.com/connwatch/connwatch/blob/main/docs/alerts.md')
       .describe('runbook_url annotation; "#<cause>" is appended.'),
+    fallbackAfterSeconds: z
+      .number()
+      .min(0)
+      .default(60)
+      .describe('How long a "fallback" sink waits for an Alertmanager to acknowledge a trigger before sending it itself.'),
     spool: spoolSection.default(sectionDefaults.spool),
     retry: retrySection.default(sectionDefaults.retry),
     alertmanager: alertmanagerSection.default(sectionDefaults.alertmanager),

@@ -14,12 +14,16 @@ export interface LiveRecord {
   pending: Set<string>;
   /** Set when a newer version (a resolve, a re-raise) or the spool bound replaced it. */
   superseded: boolean;
+  /** Sinks that accepted it (for fallback sinks: did an Alertmanager take it?). */
+  acked: Set<string>;
 }
 
 /** How one delivery (one round of retries) ended. */
 export type DeliveryOutcome =
   | { kind: 'delivered' }
   | { kind: 'stale' }
+  /** A fallback sink did not send it because an Alertmanager acknowledged it. */
+  | { kind: 'skipped' }
   | { kind: 'permanent'; reason: string }
   | { kind: 'exhausted'; reason: string }
   | { kind: 'aborted' };
@@ -41,6 +45,8 @@ export interface WorkerDeps {
   random: () => number;
   /** Called once per spooled record when this sink is done with it (delivered, stale or refused). */
   settle(record: LiveRecord, sink: string, outcome: DeliveryOutcome): void;
+  /** For a fallback sink: how long to give Alertmanager first, and whether it took the record. */
+  fallback?: { afterMs: number; primaryAcked(record: LiveRecord): boolean };
 }
 
 class FailedDelivery extends Error {
@@ -73,7 +79,9 @@ export class SinkWorker {
   /** Queues a spooled record (or a re-post of an active one) for this sink. */
   enqueue(record: LiveRecord, repost = false): void {
     if (repost && this.#queue.some((j) => j.record === record)) return;
-    this.#queue.push({ record, repost, notBefore: 0 });
+    const { fallback } = this.deps;
+    const waitForPrimary = fallback && record.alert.status === 'firing' ? this.deps.clock.monotonic() + fallback.afterMs : 0;
+    this.#queue.push({ record, repost, notBefore: waitForPrimary });
     this.#wake?.();
   }
 
@@ -106,6 +114,10 @@ export class SinkWorker {
   }
 
   async #process(job: Job, signal: AbortSignal): Promise<void> {
+    if (this.deps.fallback && job.record.alert.status === 'firing' && this.deps.fallback.primaryAcked(job.record)) {
+      this.#finish(job, { kind: 'skipped' });
+      return;
+    }
     try {
       if (this.#idle && this.deps.configured.policy.jitterMs > 0) {
         await this.deps.sleep(this.deps.random() * this.deps.configured.policy.jitterMs, signal);
@@ -117,11 +129,16 @@ export class SinkWorker {
       return;
     }
     const outcome = await this.#deliver(job, signal);
-    this.#last = { at: this.deps.clock.now(), outcome: outcome.kind, ...('reason' in outcome ? { reason: outcome.reason } : {}) };
     if (outcome.kind === 'aborted') {
       this.#queue.unshift(job);
       return;
     }
+    if (outcome.kind === 'delivered') job.record.acked.add(this.name);
+    this.#finish(job, outcome);
+  }
+
+  #finish(job: Job, outcome: Exclude<DeliveryOutcome, { kind: 'aborted' }>): void {
+    this.#last = { at: this.deps.clock.now(), outcome: outcome.kind, ...('reason' in outcome ? { reason: outcome.reason } : {}) };
     this.deps.metrics.alerts.inc({ sink: this.name, result: outcome.kind });
     this.#log(job, outcome);
     if (outcome.kind === 'exhausted') {
@@ -183,6 +200,9 @@ export class SinkWorker {
         return;
       case 'stale':
         this.deps.log.info(fields, 'trigger not sent: a newer resolve for its key was already sent');
+        return;
+      case 'skipped':
+        this.deps.log.debug(fields, 'fallback sink skipped: an Alertmanager acknowledged the alert');
         return;
       case 'permanent':
         this.deps.log.error({ ...fields, reason: outcome.reason }, 'alert refused by the receiver (permanent); check the sink configuration (routing key, URL, payload)');

@@ -11,6 +11,8 @@ export interface SinkPolicy {
   jitterMs: number;
   /** Whether resolves go to this sink. */
   sendResolves: boolean;
+  /** A fallback sink gets a trigger only when no Alertmanager acknowledged it in time. */
+  fallback?: boolean;
   /** Whether active alerts are re-posted periodically (Alertmanager), and how often. */
   repostIntervalMs?: number;
   /** The key that orders triggers against resolves at this sink (its dedup key). */

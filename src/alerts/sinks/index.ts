@@ -51,7 +51,7 @@ const builders = {
       {
         kind: 'pagerduty' as const,
         sink: pagerDutySink({ url: pd.url, routingKey: pd.routingKey, dispatcher, dedupKey: keyOf, runbookUrl: config.runbookUrl, timeoutMs: config.retry.requestTimeoutMs }),
-        policy: { perMinute: pd.perMinute, burst: pd.burst, jitterMs: pd.jitterMs, sendResolves: pd.sendResolves, keyOf },
+        policy: { perMinute: pd.perMinute, burst: pd.burst, jitterMs: pd.jitterMs, sendResolves: pd.sendResolves, fallback: pd.when === 'fallback', keyOf },
       },
     ];
   },
@@ -63,7 +63,7 @@ const builders = {
       {
         kind: 'slack' as const,
         sink: slackSink({ webhookUrl: slack.webhookUrl, dispatcher, dedupKey: keyOf, runbookUrl: config.runbookUrl, timeoutMs: config.retry.requestTimeoutMs }),
-        policy: { perMinute: slack.perMinute, burst: slack.burst, jitterMs: slack.jitterMs, sendResolves: slack.sendResolves, keyOf },
+        policy: { perMinute: slack.perMinute, burst: slack.burst, jitterMs: slack.jitterMs, sendResolves: slack.sendResolves, fallback: slack.when === 'fallback', keyOf },
       },
     ];
   },
@@ -73,7 +73,7 @@ const builders = {
       return {
         kind: 'webhook' as const,
         sink: webhookSink({ name: hook.name, url: hook.url, headers: hook.headers, dispatcher, dedupKey: keyOf, runbookUrl: config.runbookUrl, timeoutMs: config.retry.requestTimeoutMs }),
-        policy: { perMinute: hook.perMinute, burst: hook.burst, jitterMs: hook.jitterMs, sendResolves: hook.sendResolves, keyOf },
+        policy: { perMinute: hook.perMinute, burst: hook.burst, jitterMs: hook.jitterMs, sendResolves: hook.sendResolves, fallback: hook.when === 'fallback', keyOf },
       };
     }),
 } satisfies Record<SinkKind, Builder>;

@@ -252,4 +252,15 @@ describe('SpoolingAlerter', () => {
     expect(delivered.slice(count).filter((a) => a.status === 'firing')).toEqual([]);
     expect(delivered.at(-1)!.endsAt).toBeLessThanOrEqual(Date.now());
   });
+
+  it('with delivery disabled, still records active alerts and leaves nothing behind after the resolve', async () => {
+    const alerter = await startAlerter(testContext(), { config: pdConfig({}, { enabled: false }) });
+    alerter.raise(sampleAlert());
+    expect(await alerter.settled()).toBe(true);
+    expect(await spoolFiles()).toHaveLength(1);
+    alerter.resolve(sampleAlert().id);
+    expect(await alerter.settled()).toBe(true);
+    expect(await spoolFiles()).toEqual([]);
+    expect(pd.attempts).toEqual([]);
+  });
 });
