@@ -96,6 +96,11 @@ interface Tracking {
 
 const MAX_ACTIVITY = 512;
 
+/** Whether a missing member already is the rule an invariant asks for (then the invariant adds nothing). */
+function sameLookup(item: DatapathItem, wanted: RuleItem): boolean {
+  return item.kind === 'rule' && item.family === wanted.family && item.action === 'lookup' && item.table === wanted.table;
+}
+
 function bySeverityThenKey(a: MissingMember, b: MissingMember): number {
   if (a.severity !== b.severity) return a.severity === 'critical' ? -1 : 1;
   return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
@@ -215,6 +220,7 @@ export class BaselineCore {
   #claimLive(snapshot: DatapathSnapshot): Map<string, Member> {
     const claimer = new ProfileSet(this.#profiles);
     claimer.noteRules([...snapshot.rules, ...this.#memberRules()]);
+    claimer.noteAddresses(snapshot.addresses);
     const live = new Map<string, Member>();
     for (const item of [...snapshot.rules, ...snapshot.routes]) {
       const claim = claimer.claim(item);
@@ -244,7 +250,7 @@ export class BaselineCore {
       const key = itemKey(breach.item);
       breachKeys.add(key);
       const tracking = this.#track(key, false, at);
-      if (seen.has(key)) continue;
+      if (seen.has(key) || missing.some((entry) => sameLookup(entry.item, breach.item))) continue;
       const origin = { profile: breach.profile, severity: breach.invariant.severity, matcher: breach.invariant.description };
       missing.push(this.#missing(key, breach.item, origin, 'invariant', tracking));
     }

@@ -101,6 +101,62 @@ export function canonicalRouteDst(text: string, family: Family): string | undefi
   return prefix;
 }
 
+function parseIpv6(address: string): bigint | undefined {
+  const halves = address.toLowerCase().split('::');
+  if (halves.length > 2) return undefined;
+  const head = halves[0] ? halves[0].split(':') : [];
+  const tail = halves.length === 2 && halves[1] ? halves[1].split(':') : [];
+  const missing = 8 - head.length - tail.length;
+  if ((halves.length === 1 && missing !== 0) || (halves.length === 2 && missing < 1)) return undefined;
+  const groups = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...tail];
+  let value = 0n;
+  for (const group of groups) {
+    if (!/^[0-9a-f]{1,4}$/.test(group)) return undefined;
+    value = (value << 16n) | BigInt(parseInt(group, 16));
+  }
+  return value;
+}
+
+function formatIpv6(value: bigint): string {
+  const groups: string[] = [];
+  for (let index = 7; index >= 0; index--) groups.push(((value >> BigInt(index * 16)) & 0xffffn).toString(16));
+  // Compress the longest run of zero groups (length ≥ 2), as ip prints it.
+  let best = { start: -1, length: 0 };
+  for (let start = 0; start < 8; ) {
+    if (groups[start] !== '0') {
+      start++;
+      continue;
+    }
+    let end = start;
+    while (end < 8 && groups[end] === '0') end++;
+    if (end - start > best.length) best = { start, length: end - start };
+    start = end;
+  }
+  if (best.length < 2) return groups.join(':');
+  return `${groups.slice(0, best.start).join(':')}::${groups.slice(best.start + best.length).join(':')}`;
+}
+
+/** The network prefix an address with a length belongs to ("10.0.0.7/24" → "10.0.0.0/24"). */
+export function networkOf(prefix: string): string | undefined {
+  const [address, bitsText] = prefix.split('/');
+  if (address === undefined || bitsText === undefined) return undefined;
+  const bits = Number(bitsText);
+  const family = addressFamily(address);
+  if (family === 4) {
+    const value = address.split('.').reduce((sum, octet) => sum * 256 + Number(octet), 0);
+    const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+    const network = (value & mask) >>> 0;
+    return `${[24, 16, 8, 0].map((shift) => (network >>> shift) & 0xff).join('.')}/${bits}`;
+  }
+  if (family === 6) {
+    const value = parseIpv6(address);
+    if (value === undefined) return undefined;
+    const mask = bits === 0 ? 0n : ((1n << 128n) - 1n) ^ ((1n << BigInt(128 - bits)) - 1n);
+    return `${formatIpv6(value & mask)}/${bits}`;
+  }
+  return undefined;
+}
+
 /** The host address inside a /32 or /128 prefix (a pod's IP), else undefined. */
 export function hostAddress(prefix: string | undefined): string | undefined {
   if (prefix === undefined) return undefined;

@@ -5,8 +5,8 @@
  * never ours.
  */
 import { z } from 'zod';
-import type { DatapathItem, Family, RouteItem, RuleItem, Severity } from '../types.js';
-import { canonicalTable, hostAddress } from './items.js';
+import type { AddressItem, DatapathItem, Family, RouteItem, RuleItem, Severity } from '../types.js';
+import { canonicalTable, hostAddress, networkOf } from './items.js';
 
 const severity = z.enum(['critical', 'degraded']).describe('How bad losing a matched item is.');
 const family = z.union([z.literal(4), z.literal(6)]);
@@ -182,6 +182,7 @@ function routeMatches(matcher: RouteMatcher, route: RouteItem, lookedUp: Readonl
 export class ProfileSet {
   readonly profiles: readonly CniProfile[];
   readonly #lookedUp = new Map<string, Set<string>>();
+  readonly #addressRoutes = new Set<string>();
 
   constructor(profiles: readonly CniProfile[]) {
     this.profiles = profiles;
@@ -198,6 +199,21 @@ export class ProfileSet {
     }
   }
 
+  /**
+   * Remembers the host's addresses: the kernel creates (and re-creates) the prefix route of
+   * every address itself, so those routes are never a CNI's, whatever device they are on.
+   */
+  noteAddresses(addresses: Iterable<AddressItem>): void {
+    for (const address of addresses) {
+      const network = networkOf(address.address);
+      if (network) this.#addressRoutes.add(`${address.family}|${address.dev}|${network}`);
+    }
+  }
+
+  #isAddressRoute(route: RouteItem): boolean {
+    return route.protocol === 'kernel' && route.table === 'main' && this.#addressRoutes.has(`${route.family}|${route.dev ?? ''}|${route.dst}`);
+  }
+
   /** The first profile (in configured order) that claims this rule. */
   claimRule(rule: RuleItem): Claim | undefined {
     for (const profile of this.profiles) {
@@ -209,6 +225,7 @@ export class ProfileSet {
 
   /** The first profile that claims this route. */
   claimRoute(route: RouteItem): Claim | undefined {
+    if (this.#isAddressRoute(route)) return undefined;
     for (const profile of this.profiles) {
       const lookedUp = this.#lookedUp.get(profile.name) ?? new Set<string>();
       const matcher = profile.routes.find((candidate) => routeMatches(candidate, route, lookedUp));
