@@ -1,5 +1,23 @@
+/** The class of a configuration mistake: stable, for tests and tools; the message is for people. */
+export type ConfigErrorCode =
+  | 'unreadable_file'
+  | 'bad_yaml'
+  | 'unknown_key'
+  | 'unknown_env'
+  | 'bad_env_value'
+  | 'bad_flag'
+  | 'wrong_type'
+  | 'required'
+  | 'out_of_range'
+  | 'bad_enum'
+  | 'bad_value'
+  | 'bad_secret'
+  | 'unreadable_secret'
+  | 'ambiguous_mode';
+
 /** One configuration mistake: where, what was given, what is accepted, and what to do. */
 export interface ConfigError {
+  code: ConfigErrorCode;
   /** Key path ("telemetry.listen", "alerts.sinks[0].url"), or "(config file)" / "(environment)". */
   path: string;
   /** What was given, quoted; "[redacted]" for secrets, "(not set)" when absent. */

@@ -1,5 +1,5 @@
 /** The config box: one schema, loaded from file < env < flags, validated, mode decided. */
-export type { ConfigError } from './errors.js';
+export type { ConfigError, ConfigErrorCode } from './errors.js';
 export { formatConfigErrors } from './errors.js';
 export type { LoadConfigInput, LoadConfigResult } from './load.js';
 export { loadConfig } from './load.js';

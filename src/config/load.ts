@@ -3,7 +3,7 @@ import { hostname as osHostname } from 'node:os';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
-import type { ConfigError } from './errors.js';
+import type { ConfigError, ConfigErrorCode } from './errors.js';
 import { describeGiven, formatPath, suggest } from './errors.js';
 import { detectMode } from './mode.js';
 import type { ConfigFlags, Override } from './overrides.js';
@@ -64,7 +64,7 @@ function readConfigFile(path: string): { ok: true; raw: PlainObject; view: FileV
     const code = (err as NodeJS.ErrnoException).code ?? String(err);
     return {
       ok: false,
-      errors: [{ path: '(config file)', given: JSON.stringify(path), accepted: 'a readable YAML file', message: `cannot read the config file: ${code}; check --config / ${CONFIG_PATH_ENV}`, source: path }],
+      errors: [{ code: 'unreadable_file', path: '(config file)', given: JSON.stringify(path), accepted: 'a readable YAML file', message: `cannot read the config file: ${code}; check --config / ${CONFIG_PATH_ENV}`, source: path }],
     };
   }
   const lines = new LineCounter();
@@ -79,7 +79,7 @@ function readConfigFile(path: string): { ok: true; raw: PlainObject; view: FileV
       ok: false,
       errors: doc.errors.map((e) => {
         const pos = lines.linePos(e.pos[0]);
-        return { path: '(config file)', given: `line ${pos.line}, column ${pos.col}`, accepted: 'YAML: a mapping of configuration keys', message: `bad YAML: ${e.message.split('\n')[0]}`, source: at(e.pos[0]) };
+        return { code: 'bad_yaml', path: '(config file)', given: `line ${pos.line}, column ${pos.col}`, accepted: 'YAML: a mapping of configuration keys', message: `bad YAML: ${e.message.split('\n')[0]}`, source: at(e.pos[0]) };
       }),
     };
   }
@@ -88,10 +88,10 @@ function readConfigFile(path: string): { ok: true; raw: PlainObject; view: FileV
     raw = dropNulls(doc.toJS({ maxAliasCount: 100 }) ?? {});
   } catch (err) {
     // Unresolved or cyclic aliases, alias bombs: structure errors yaml reports only on conversion.
-    return { ok: false, errors: [{ path: '(config file)', given: 'aliases (*name)', accepted: 'YAML: a mapping of configuration keys', message: `bad YAML: ${(err as Error).message.split('\n')[0]}`, source: path }] };
+    return { ok: false, errors: [{ code: 'bad_yaml', path: '(config file)', given: 'aliases (*name)', accepted: 'YAML: a mapping of configuration keys', message: `bad YAML: ${(err as Error).message.split('\n')[0]}`, source: path }] };
   }
   if (!isPlainObject(raw)) {
-    return { ok: false, errors: [{ path: '(config file)', given: describeGiven(raw), accepted: 'YAML: a mapping of configuration keys', message: 'the file must be a mapping at its top level (key: value lines)', source: path }] };
+    return { ok: false, errors: [{ code: 'bad_yaml', path: '(config file)', given: describeGiven(raw), accepted: 'YAML: a mapping of configuration keys', message: 'the file must be a mapping at its top level (key: value lines)', source: path }] };
   }
   return { ok: true, raw, view: { name: path, doc, lines } };
 }
@@ -166,6 +166,7 @@ function issueToErrors(schema: z.ZodType, issue: z.core.$ZodIssue, prov: Provena
     return issue.keys.map((key) => {
       const hint = suggest(key, keys);
       return {
+        code: 'unknown_key' as const,
         path: formatPath([...path, key]),
         given: `key ${JSON.stringify(key)}`,
         accepted: acceptedHere,
@@ -181,11 +182,14 @@ function issueToErrors(schema: z.ZodType, issue: z.core.$ZodIssue, prov: Provena
   const given = secret ? '[redacted]' : describeGiven(value);
   let accepted = field?.accepted ?? 'see the configuration reference';
   let message: string;
+  let code: ConfigErrorCode;
   switch (issue.code) {
     case 'invalid_type':
+      code = value === undefined ? 'required' : 'wrong_type';
       message = value === undefined ? 'required, not set' : `wrong type: expected ${issue.expected}`;
       break;
     case 'invalid_value':
+      code = 'bad_enum';
       accepted = `one of: ${issue.values.map((v) => String(v)).join(', ')}`;
       message = 'not one of the accepted values';
       break;
@@ -193,17 +197,20 @@ function issueToErrors(schema: z.ZodType, issue: z.core.$ZodIssue, prov: Provena
     case 'too_big': {
       const bound = issue.code === 'too_small' ? issue.minimum : issue.maximum;
       const side = issue.code === 'too_small' ? 'below the minimum' : 'above the maximum';
+      code = 'out_of_range';
       message = `out of range: ${side} ${String(bound)}${issue.origin === 'string' || issue.origin === 'array' ? ` (${issue.origin === 'string' ? 'length' : 'items'})` : ''}`;
       break;
     }
     case 'invalid_union':
-      message = 'matches none of the accepted forms';
+      code = value === undefined ? 'required' : secret ? 'bad_secret' : 'wrong_type';
+      message = value === undefined ? 'required, not set' : 'matches none of the accepted forms';
       break;
     default:
-      // Custom checks (secret files, host:port) write operator-ready messages.
+      // Custom checks (secret files, host:port) write operator-ready messages; a secret's only custom check reads its file.
+      code = secret && issue.code === 'custom' ? 'unreadable_secret' : 'bad_value';
       message = issue.message;
   }
-  return [{ path: formatPath(path), given, accepted, message, source: sourceOf(prov, path) }];
+  return [{ code, path: formatPath(path), given, accepted, message, source: sourceOf(prov, path) }];
 }
 
 function applyOverrides(raw: PlainObject, overrides: readonly Override[], origins: Map<string, string>): void {
@@ -254,7 +261,7 @@ export function loadConfig(input: LoadConfigInput = {}, schema: typeof configSch
     fileExists: input.fileExists ?? existsSync,
   });
   if (!decision.ok) {
-    return { ok: false, errors: [{ path: 'mode', given: '"auto"', accepted: 'kubernetes, baremetal, or auto where unambiguous', message: `${decision.reason}: ${decision.hint}`, source: sourceOf(prov, ['mode']) }] };
+    return { ok: false, errors: [{ code: 'ambiguous_mode', path: 'mode', given: '"auto"', accepted: 'kubernetes, baremetal, or auto where unambiguous', message: `${decision.reason}: ${decision.hint}`, source: sourceOf(prov, ['mode']) }] };
   }
   const config = resolveConfig(parsed.data, decision.mode, input.hostname ?? osHostname());
   return { ok: true, config, modeReason: decision.reason, ...(configPath !== undefined ? { configPath } : {}), sources: Object.fromEntries(origins) };

@@ -105,6 +105,7 @@ export function envOverrides(schema: z.ZodType, env: Readonly<Record<string, str
       if (serviceLinkVariable.test(name)) continue;
       const hint = suggest(name, [...index.keys(), CONFIG_PATH_ENV]);
       errors.push({
+        code: 'unknown_env',
         path: '(environment)',
         given: name,
         accepted: `a ${ENV_PREFIX}… variable from the configuration reference (docs/configuration.md)`,
@@ -119,7 +120,7 @@ export function envOverrides(schema: z.ZodType, env: Readonly<Record<string, str
     }
     const coerced = coerceText(field, text);
     if (coerced.ok) overrides.push({ path: field.path, value: coerced.value, source });
-    else errors.push({ path: formatPath(field.path), given: field.kind === 'secret' ? '[redacted]' : JSON.stringify(text), accepted: field.accepted, message: `bad value in ${name}: ${coerced.reason}`, source });
+    else errors.push({ code: 'bad_env_value', path: formatPath(field.path), given: field.kind === 'secret' ? '[redacted]' : JSON.stringify(text), accepted: field.accepted, message: `bad value in ${name}: ${coerced.reason}`, source });
   }
   return { overrides, errors };
 }
@@ -156,6 +157,7 @@ function unknownKeyError(schema: z.ZodType, path: string[], source: string, give
   const wrong = path[known] ?? '';
   const hint = suggest(wrong, keys);
   return {
+    code: 'unknown_key',
     path: formatPath(path),
     given,
     accepted: keys.length > 0 ? `keys at ${formatPath(path.slice(0, known))}: ${keys.join(', ')}` : `a key path from the configuration reference`,
@@ -177,7 +179,7 @@ export function flagOverrides(schema: z.ZodType, flags: ConfigFlags): { override
     }
     const coerced = coerceText(field, text);
     if (coerced.ok) overrides.push({ path: field.path, value: coerced.value, source });
-    else errors.push({ path: formatPath(field.path), given: field.kind === 'secret' ? '[redacted]' : JSON.stringify(text), accepted: field.accepted, message: `bad flag value: ${coerced.reason}`, source });
+    else errors.push({ code: 'bad_flag', path: formatPath(field.path), given: field.kind === 'secret' ? '[redacted]' : JSON.stringify(text), accepted: field.accepted, message: `bad flag value: ${coerced.reason}`, source });
   };
   for (const [flag, path] of Object.entries(COMMON_FLAGS)) {
     const text = flags[flag as keyof typeof COMMON_FLAGS];
@@ -187,7 +189,7 @@ export function flagOverrides(schema: z.ZodType, flags: ConfigFlags): { override
     const eq = assignment.indexOf('=');
     const key = eq < 0 ? assignment : assignment.slice(0, eq);
     if (eq <= 0) {
-      errors.push({ path: key === '' ? '(flags)' : key, given: JSON.stringify(key), accepted: '--set <key.path>=<value>', message: 'missing "=": write --set log.level=debug', source: '--set' });
+      errors.push({ code: 'bad_flag', path: key === '' ? '(flags)' : key, given: JSON.stringify(key), accepted: '--set <key.path>=<value>', message: 'missing "=": write --set log.level=debug', source: '--set' });
       continue;
     }
     take(key.split('.'), assignment.slice(eq + 1), `flag --set ${key}`);

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import type { ConfigError, ConfigFlags } from '../../../src/config/index.js';
+import type { ConfigError, ConfigErrorCode, ConfigFlags } from '../../../src/config/index.js';
 import { formatConfigErrors, loadConfig } from '../../../src/config/index.js';
 import { load, tempFiles } from './helpers.js';
 
@@ -12,144 +12,149 @@ interface Case {
   configPath?: string;
   env?: Record<string, string>;
   flags?: ConfigFlags;
-  expected: { path: string; given?: RegExp | string; accepted?: RegExp; message: RegExp; source?: RegExp };
+  expected: { code: ConfigErrorCode; path: string; given?: RegExp | string; accepted?: RegExp; message: RegExp; source?: RegExp };
 }
 
 const cases: Case[] = [
   {
     name: 'unknown top-level key, with did-you-mean and line:col',
     file: 'mode: baremetal\nstatedir: /x\n',
-    expected: { path: 'statedir', given: 'key "statedir"', accepted: /stateDir/, message: /unknown key "statedir" — did you mean "stateDir"\?/, source: /\.yaml:2:1$/ },
+    expected: { code: 'unknown_key', path: 'statedir', given: 'key "statedir"', accepted: /stateDir/, message: /unknown key "statedir" — did you mean "stateDir"\?/, source: /\.yaml:2:1$/ },
   },
   {
     name: 'unknown nested key',
     file: 'telemetry:\n  lisen: 127.0.0.1:1\n',
-    expected: { path: 'telemetry.lisen', accepted: /listen, heartbeatFile, staleAfterSeconds/, message: /did you mean "listen"/, source: /:2:3$/ },
+    expected: { code: 'unknown_key', path: 'telemetry.lisen', accepted: /listen, heartbeatFile, staleAfterSeconds/, message: /did you mean "listen"/, source: /:2:3$/ },
   },
   {
     name: 'wrong type',
     file: 'telemetry:\n  staleAfterSeconds: soon\n',
-    expected: { path: 'telemetry.staleAfterSeconds', given: '"soon"', accepted: /an integer from 1 to 3600/, message: /wrong type: expected number/, source: /:2:3$/ },
+    expected: { code: 'wrong_type', path: 'telemetry.staleAfterSeconds', given: '"soon"', accepted: /an integer from 1 to 3600/, message: /wrong type: expected number/, source: /:2:3$/ },
   },
   {
     name: 'wrong type for a section',
     file: 'log: loud\n',
-    expected: { path: 'log', given: '"loud"', message: /wrong type: expected object/ },
+    expected: { code: 'wrong_type', path: 'log', given: '"loud"', message: /wrong type: expected object/ },
+  },
+  {
+    name: 'required key missing (a sink without its secret)',
+    file: 'alerts:\n  slack: {}\n',
+    expected: { code: 'required', path: 'alerts.slack.webhookUrl', given: '(not set)', accepted: /secret/, message: /required, not set/, source: /:2:3$/ },
   },
   {
     name: 'out of range (too small)',
     file: 'telemetry:\n  staleAfterSeconds: 0\n',
-    expected: { path: 'telemetry.staleAfterSeconds', given: '0', accepted: /from 1 to 3600/, message: /out of range: below the minimum 1/ },
+    expected: { code: 'out_of_range', path: 'telemetry.staleAfterSeconds', given: '0', accepted: /from 1 to 3600/, message: /out of range: below the minimum 1/ },
   },
   {
     name: 'out of range (too big)',
     file: 'telemetry:\n  staleAfterSeconds: 7200\n',
-    expected: { path: 'telemetry.staleAfterSeconds', given: '7200', message: /above the maximum 3600/ },
+    expected: { code: 'out_of_range', path: 'telemetry.staleAfterSeconds', given: '7200', message: /above the maximum 3600/ },
   },
   {
     name: 'out of range port in listen',
     file: 'telemetry:\n  listen: "127.0.0.1:70000"\n',
-    expected: { path: 'telemetry.listen', given: '"127.0.0.1:70000"', accepted: /host:port/, message: /port 70000 is out of range/ },
+    expected: { code: 'bad_value', path: 'telemetry.listen', given: '"127.0.0.1:70000"', accepted: /host:port/, message: /port 70000 is out of range/ },
   },
   {
     name: 'bad enum',
     file: 'mode: cloud\n',
-    expected: { path: 'mode', given: '"cloud"', accepted: /one of: kubernetes, baremetal, auto/, message: /not one of the accepted values/, source: /:1:1$/ },
+    expected: { code: 'bad_enum', path: 'mode', given: '"cloud"', accepted: /one of: kubernetes, baremetal, auto/, message: /not one of the accepted values/, source: /:1:1$/ },
   },
   {
     name: 'bad enum from a YAML 1.1 boolean habit',
     file: 'actions:\n  restore: yes\n',
-    expected: { path: 'actions.restore', given: '"yes"', accepted: /one of: on, shadow, off/, message: /not one of/ },
+    expected: { code: 'bad_enum', path: 'actions.restore', given: '"yes"', accepted: /one of: on, shadow, off/, message: /not one of/ },
   },
   {
     name: 'unreadable file (missing)',
     configPath: '/nonexistent/connwatch.yaml',
-    expected: { path: '(config file)', given: '"/nonexistent/connwatch.yaml"', accepted: /readable YAML file/, message: /ENOENT/ },
+    expected: { code: 'unreadable_file', path: '(config file)', given: '"/nonexistent/connwatch.yaml"', accepted: /readable YAML file/, message: /ENOENT/ },
   },
   {
     name: 'unreadable file (a directory)',
     configPath: '__DIR__',
-    expected: { path: '(config file)', message: /EISDIR/ },
+    expected: { code: 'unreadable_file', path: '(config file)', message: /EISDIR/ },
   },
   {
     name: 'bad YAML with line and column',
     file: 'mode: baremetal\nlog:\n  level: [info\n',
-    expected: { path: '(config file)', given: /^line \d+, column \d+$/, accepted: /YAML/, message: /^bad YAML: /, source: /\.yaml:\d+:\d+$/ },
+    expected: { code: 'bad_yaml', path: '(config file)', given: /^line \d+, column \d+$/, accepted: /YAML/, message: /^bad YAML: /, source: /\.yaml:\d+:\d+$/ },
   },
   {
     name: 'duplicate key',
     file: 'site: a\nsite: b\n',
-    expected: { path: '(config file)', given: 'line 2, column 1', message: /unique/ },
+    expected: { code: 'bad_yaml', path: '(config file)', given: 'line 2, column 1', message: /unique/ },
   },
   {
     name: 'unresolved alias',
     file: 'site: &a x\nnode: *b\n',
-    expected: { path: '(config file)', message: /bad YAML: Unresolved alias/ },
+    expected: { code: 'bad_yaml', path: '(config file)', message: /bad YAML: Unresolved alias/ },
   },
   {
     name: 'cyclic alias',
     file: 'signals: &a [*a]\n',
-    expected: { path: '(config file)', message: /bad YAML: .*cycle/ },
+    expected: { code: 'bad_yaml', path: '(config file)', message: /bad YAML: .*cycle/ },
   },
   {
     name: 'top level not a mapping',
     file: '- mode: baremetal\n',
-    expected: { path: '(config file)', given: 'a list of 1 item', message: /mapping at its top level/ },
+    expected: { code: 'bad_yaml', path: '(config file)', given: 'a list of 1 item', message: /mapping at its top level/ },
   },
   {
     name: 'bad env value (number)',
     env: { CONNWATCH_TELEMETRY_STALEAFTERSECONDS: 'soon' },
-    expected: { path: 'telemetry.staleAfterSeconds', given: '"soon"', accepted: /an integer/, message: /bad value in CONNWATCH_TELEMETRY_STALEAFTERSECONDS: "soon" is not a number/, source: /^env CONNWATCH_TELEMETRY_STALEAFTERSECONDS$/ },
+    expected: { code: 'bad_env_value', path: 'telemetry.staleAfterSeconds', given: '"soon"', accepted: /an integer/, message: /bad value in CONNWATCH_TELEMETRY_STALEAFTERSECONDS: "soon" is not a number/, source: /^env CONNWATCH_TELEMETRY_STALEAFTERSECONDS$/ },
   },
   {
     name: 'bad env value (boolean)',
     env: { CONNWATCH_ACTIONS_KILLSWITCH: 'maybe' },
-    expected: { path: 'actions.killSwitch', given: '"maybe"', accepted: /true or false/, message: /not a boolean/ },
+    expected: { code: 'bad_env_value', path: 'actions.killSwitch', given: '"maybe"', accepted: /true or false/, message: /not a boolean/ },
   },
   {
     name: 'bad env value (enum) reported by the schema with the variable as source',
     env: { CONNWATCH_MODE: 'cloud' },
-    expected: { path: 'mode', given: '"cloud"', message: /not one of/, source: /^env CONNWATCH_MODE$/ },
+    expected: { code: 'bad_enum', path: 'mode', given: '"cloud"', message: /not one of/, source: /^env CONNWATCH_MODE$/ },
   },
   {
     name: 'env value out of range',
     env: { CONNWATCH_TELEMETRY_LISTEN: '127.0.0.1:0' },
-    expected: { path: 'telemetry.listen', message: /port 0 is out of range/, source: /^env CONNWATCH_TELEMETRY_LISTEN$/ },
+    expected: { code: 'bad_value', path: 'telemetry.listen', message: /port 0 is out of range/, source: /^env CONNWATCH_TELEMETRY_LISTEN$/ },
   },
   {
     name: 'unknown env variable, with did-you-mean',
     env: { CONNWATCH_LOG_LEVLE: 'debug' },
-    expected: { path: '(environment)', given: 'CONNWATCH_LOG_LEVLE', message: /did you mean CONNWATCH_LOG_LEVEL\?/ },
+    expected: { code: 'unknown_env', path: '(environment)', given: 'CONNWATCH_LOG_LEVLE', message: /did you mean CONNWATCH_LOG_LEVEL\?/ },
   },
   {
     name: 'unknown --set key, with did-you-mean',
     flags: { set: ['telemetry.lisen=127.0.0.1:1'] },
-    expected: { path: 'telemetry.lisen', accepted: /keys at telemetry/, message: /did you mean "listen"/, source: /^flag --set telemetry.lisen$/ },
+    expected: { code: 'unknown_key', path: 'telemetry.lisen', accepted: /keys at telemetry/, message: /did you mean "listen"/, source: /^flag --set telemetry.lisen$/ },
   },
   {
     name: '--set without "="',
     flags: { set: ['log.level'] },
-    expected: { path: 'log.level', accepted: /--set <key.path>=<value>/, message: /missing "="/ },
+    expected: { code: 'bad_flag', path: 'log.level', accepted: /--set <key.path>=<value>/, message: /missing "="/ },
   },
   {
     name: 'bad flag value',
     flags: { mode: 'cloud' },
-    expected: { path: 'mode', given: '"cloud"', message: /not one of/, source: /^flag --mode$/ },
+    expected: { code: 'bad_enum', path: 'mode', given: '"cloud"', message: /not one of/, source: /^flag --mode$/ },
   },
   {
     name: 'unreadable secret file (redacted)',
     file: 'alerts:\n  slack:\n    webhookUrl: { file: /nonexistent/slack-url }\n',
-    expected: { path: 'alerts.slack.webhookUrl', given: '[redacted]', accepted: /secret/, message: /cannot read secret file \/nonexistent\/slack-url: ENOENT/, source: /:3:5$/ },
+    expected: { code: 'unreadable_secret', path: 'alerts.slack.webhookUrl', given: '[redacted]', accepted: /secret/, message: /cannot read secret file \/nonexistent\/slack-url: ENOENT/, source: /:3:5$/ },
   },
   {
     name: 'secret of the wrong shape (redacted)',
     file: 'alerts:\n  slack:\n    webhookUrl: { valu: "https://hooks.example/very-secret" }\n',
-    expected: { path: 'alerts.slack.webhookUrl', given: '[redacted]', accepted: /a string, \{ value/, message: /none of the accepted forms/ },
+    expected: { code: 'bad_secret', path: 'alerts.slack.webhookUrl', given: '[redacted]', accepted: /a string, \{ value/, message: /none of the accepted forms/ },
   },
   {
     name: 'pod without its service-account token',
     env: { KUBERNETES_SERVICE_HOST: '10.96.0.1' },
-    expected: { path: 'mode', given: '"auto"', message: /no service-account token .*automountServiceAccountToken, or mode: baremetal/ },
+    expected: { code: 'ambiguous_mode', path: 'mode', given: '"auto"', message: /no service-account token .*automountServiceAccountToken, or mode: baremetal/ },
   },
 ];
 
@@ -168,11 +173,17 @@ describe('every class of configuration mistake is reported with path, given and 
     const error = result.errors.find((e) => e.path === expected.path);
     expect(error, `no error at ${expected.path} in ${JSON.stringify(result.errors)}`).toBeDefined();
     const found = error as ConfigError;
+    expect(found.code).toBe(expected.code);
     matches(found.given, expected.given);
     matches(found.accepted, expected.accepted);
     matches(found.message, expected.message);
     matches(found.source, expected.source);
     expect(found.accepted.length).toBeGreaterThan(0);
+  });
+
+  it('covers every error code', () => {
+    const all: ConfigErrorCode[] = ['unreadable_file', 'bad_yaml', 'unknown_key', 'unknown_env', 'bad_env_value', 'bad_flag', 'wrong_type', 'out_of_range', 'bad_enum', 'bad_value', 'bad_secret', 'unreadable_secret', 'ambiguous_mode', 'required'];
+    expect(new Set(cases.map((c) => c.expected.code))).toEqual(new Set(all));
   });
 
   it('reports mistakes from the file, env and flags together', () => {
