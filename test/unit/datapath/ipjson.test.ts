@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { parseAddresses, parseRoutes, parseRules } from '../../../src/datapath/ipjson.js';
+import { parseAddresses, parseRoutes, parseRules, type UnsupportedEntry } from '../../../src/datapath/ipjson.js';
 import { describeItem } from '../../../src/datapath/items.js';
 import { fixture } from './helpers.js';
 
-function ok<T>(result: { ok: true; items: T[]; unsupported: unknown[] } | { ok: false; reason: string }) {
+function ok<T>(result: { ok: true; items: T[]; unsupported: UnsupportedEntry[] } | { ok: false; reason: string }) {
   if (!result.ok) throw new Error(result.reason);
   return result;
 }
