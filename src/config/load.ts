@@ -179,7 +179,7 @@ function issueToErrors(schema: z.ZodType, issue: z.core.$ZodIssue, prov: Provena
   const field = at === undefined ? undefined : fieldInfo(at, path.map(String));
   const value = getAt(prov.raw, path);
   const secret = isSecretPath(schema, path);
-  const given = secret ? '[redacted]' : describeGiven(value);
+  const given = secret && value !== undefined ? '[redacted]' : describeGiven(value);
   let accepted = field?.accepted ?? 'see the configuration reference';
   let message: string;
   let code: ConfigErrorCode;
