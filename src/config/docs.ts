@@ -66,7 +66,9 @@ accepted, and the process exits 2 without starting anything.
   \`CONNWATCH_\` + the key path upper-cased, dots as \`_\` (\`telemetry.listen\` →
   \`CONNWATCH_TELEMETRY_LISTEN\`). Values are read as the key's type: numbers, booleans
   (\`true/false\`, \`1/0\`, \`yes/no\`, \`on/off\`), enum names; lists as \`a,b\` or YAML/JSON
-  (\`[4, 6]\`); mappings as YAML/JSON. An empty variable counts as unset. Unknown \`CONNWATCH_…\`
+  (\`[4, 6]\`); mappings as YAML/JSON. The word-split spelling is accepted too
+  (\`stateDir\` → \`CONNWATCH_STATEDIR\` or \`CONNWATCH_STATE_DIR\`; setting both is an error).
+  An empty variable counts as unset. Unknown \`CONNWATCH_…\`
   variables are errors, except the \`…_SERVICE_HOST\` / \`…_PORT…\` variables Kubernetes injects
   for Services.
 - **Flags**: \`--set key.path=value\` (repeatable; values read as for the environment) and the

@@ -84,18 +84,32 @@ function coerceStructured(field: FieldInfo, text: string): Coerced {
   }
 }
 
-function fieldByEnvName(schema: z.ZodType): Map<string, FieldInfo> {
-  const index = new Map<string, FieldInfo>();
-  for (const field of settableFields(schema)) index.set(envName(field.path), field);
-  return index;
+/** The word-split spelling people also type: stateDir → CONNWATCH_STATEDIR's alias CONNWATCH_STATE_DIR. */
+export function envAlias(path: readonly string[]): string {
+  return ENV_PREFIX + path.map((segment) => segment.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+}
+
+/** Canonical names, plus word-split aliases where they differ and name one key only. */
+function fieldByEnvName(schema: z.ZodType): { index: Map<string, FieldInfo>; canonical: string[] } {
+  const fields = settableFields(schema);
+  const index = new Map<string, FieldInfo>(fields.map((f) => [envName(f.path), f]));
+  const canonical = [...index.keys()];
+  const aliasCount = new Map<string, number>();
+  for (const f of fields) aliasCount.set(envAlias(f.path), (aliasCount.get(envAlias(f.path)) ?? 0) + 1);
+  for (const f of fields) {
+    const alias = envAlias(f.path);
+    if (!index.has(alias) && aliasCount.get(alias) === 1) index.set(alias, f);
+  }
+  return { index, canonical };
 }
 
 /** Reads every CONNWATCH_ variable; unknown names and uncoercible values are errors. Empty means unset. */
 export function envOverrides(schema: z.ZodType, env: Readonly<Record<string, string | undefined>>): { overrides: Override[]; errors: ConfigError[] } {
-  const index = fieldByEnvName(schema);
+  const { index, canonical } = fieldByEnvName(schema);
   const overrides: Override[] = [];
   const errors: ConfigError[] = [];
-  for (const [name, text] of Object.entries(env).sort(([a], [b]) => a.localeCompare(b))) {
+  const setBy = new Map<string, string>();
+  for (const [name, text] of Object.entries(env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     if (!name.startsWith(ENV_PREFIX) || text === undefined || text === '' || name === CONFIG_PATH_ENV) continue;
     const direct = index.get(name);
     const fileOf = name.endsWith(SECRET_FILE_SUFFIX) ? index.get(name.slice(0, -SECRET_FILE_SUFFIX.length)) : undefined;
@@ -103,7 +117,7 @@ export function envOverrides(schema: z.ZodType, env: Readonly<Record<string, str
     const source = `env ${name}`;
     if (field === undefined) {
       if (serviceLinkVariable.test(name)) continue;
-      const hint = suggest(name, [...index.keys(), CONFIG_PATH_ENV]);
+      const hint = suggest(name, [...canonical, CONFIG_PATH_ENV]);
       errors.push({
         code: 'unknown_env',
         path: '(environment)',
@@ -114,13 +128,20 @@ export function envOverrides(schema: z.ZodType, env: Readonly<Record<string, str
       });
       continue;
     }
+    const key = formatPath(field.path);
+    const earlier = setBy.get(key);
+    if (earlier !== undefined) {
+      errors.push({ code: 'bad_env_value', path: key, given: `${earlier} and ${name}`, accepted: 'one variable per key', message: `${earlier} and ${name} both set ${key}; keep one`, source });
+      continue;
+    }
+    setBy.set(key, name);
     if (field === fileOf && direct === undefined) {
       overrides.push({ path: field.path, value: { file: text }, source });
       continue;
     }
     const coerced = coerceText(field, text);
     if (coerced.ok) overrides.push({ path: field.path, value: coerced.value, source });
-    else errors.push({ code: 'bad_env_value', path: formatPath(field.path), given: field.kind === 'secret' ? '[redacted]' : JSON.stringify(text), accepted: field.accepted, message: `bad value in ${name}: ${coerced.reason}`, source });
+    else errors.push({ code: 'bad_env_value', path: key, given: field.kind === 'secret' ? '[redacted]' : JSON.stringify(text), accepted: field.accepted, message: `bad value in ${name}: ${coerced.reason}`, source });
   }
   return { overrides, errors };
 }

@@ -122,6 +122,11 @@ const cases: Case[] = [
     expected: { code: 'bad_value', path: 'telemetry.listen', message: /port 0 is out of range/, source: /^env CONNWATCH_TELEMETRY_LISTEN$/ },
   },
   {
+    name: 'the same key from two variables',
+    env: { CONNWATCH_STATEDIR: '/a', CONNWATCH_STATE_DIR: '/b' },
+    expected: { code: 'bad_env_value', path: 'stateDir', given: 'CONNWATCH_STATEDIR and CONNWATCH_STATE_DIR', message: /both set stateDir; keep one/ },
+  },
+  {
     name: 'unknown env variable, with did-you-mean',
     env: { CONNWATCH_LOG_LEVLE: 'debug' },
     expected: { code: 'unknown_env', path: '(environment)', given: 'CONNWATCH_LOG_LEVLE', message: /did you mean CONNWATCH_LOG_LEVEL\?/ },
