@@ -459,7 +459,7 @@ class RunningLab implements Lab {
     return describe(this.state);
   }
 
-  exec(target: LabTarget, argv: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+  async exec(target: LabTarget, argv: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
     return run(enterArgv(this.state, target, argv), { env: labEnv(opts.env), timeoutMs: opts.timeoutMs ?? 30_000 });
   }
 
@@ -569,7 +569,7 @@ function describe(state: LabState): LabDescription {
     pods: state.pods.map(publicPod),
     bus: { address: `unix:path=/proc/${keeperPid}/root${BUS_SOCKET}`, pid: state.procs.dbus?.pid ?? 0 },
     networkd: { pid: state.procs.networkd?.pid ?? 0 },
-    cilium: { socket: ciliumSocket(state), ...(state.procs.cilium ? { pid: state.procs.cilium.pid } : {}) },
+    cilium: { socket: ciliumSocket(state), labSocket: '/var/run/cilium/cilium.sock', ...(state.procs.cilium ? { pid: state.procs.cilium.pid } : {}) },
     mountNsPid: keeperPid,
     cniState: state.cniState,
     foreignRule: state.foreignRule ?? foreignRule(),

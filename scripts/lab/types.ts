@@ -38,7 +38,8 @@ export interface LabDescription {
   pods: LabPod[];
   bus: { address: string; pid: number };
   networkd: { pid: number };
-  cilium: { socket: string; pid?: number };
+  /** The stand-in's socket: `socket` from the host, `labSocket` inside the lab's mount namespace (Cilium's standard path). */
+  cilium: { socket: string; labSocket: string; pid?: number };
   /** The process whose mount namespace holds the lab's /run (bus socket, networkd config). */
   mountNsPid: number;
   /** The CNI-shaped state installed on the node, as the datapath box would read it. */

@@ -4,6 +4,8 @@
  * removes exactly the non-kernel rules, the routes on managed links and the operator's rule —
  * and with them 127.0.0.1 — which the stand-in's restart puts back (except the operator's rule).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ciliumRequest, startLab } from '../../scripts/lab/index.js';
 import { itemKey, readRoutes, readRules } from '../../scripts/lab/iproute.js';
@@ -135,6 +137,8 @@ describe.skipIf(!capable)('lab, Cilium < 1.14 profile', () => {
     expect(after.routes.map(itemKey)).toContain('route|4|2004|local|default|lo||boot');
     expect(await ping(lab, 'node', '127.0.0.1')).toBe(false);
     expect(await markedConnect(lab)).toBeUndefined();
+    // networkd says so itself (SYSTEMD_LOG_LEVEL=debug).
+    expect(readFileSync(join(d.logs, 'networkd.log'), 'utf8')).toMatch(/Removing foreign routing policy rule .*priority: 500/);
   });
 
   it("the stand-in's restart re-installs the CNI state (not the operator's rule) and loopback works again", async () => {
