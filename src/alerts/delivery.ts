@@ -232,18 +232,22 @@ export class SinkWorker {
     return undefined;
   }
 
+  /** Waits for an enqueue, the next cooldown to end, or the stop; leaves no listener or timer behind. */
   async #waitForWork(signal: AbortSignal): Promise<void> {
     const now = this.deps.clock.monotonic();
     const nextDue = this.#queue.reduce((min, j) => Math.min(min, j.notBefore), Infinity);
-    const stopWaiting = new AbortController();
-    const both = AbortSignal.any([signal, stopWaiting.signal]);
-    const woken = new Promise<void>((resolve) => {
-      this.#wake = resolve;
-      both.addEventListener('abort', () => resolve(), { once: true });
+    await new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        this.#wake = undefined;
+        resolve();
+      };
+      this.#wake = done;
+      signal.addEventListener('abort', done, { once: true });
+      if (signal.aborted) done();
+      else if (Number.isFinite(nextDue)) timer = setTimeout(done, Math.max(1, nextDue - now));
     });
-    const timer = Number.isFinite(nextDue) ? this.deps.sleep(Math.max(1, nextDue - now), both).catch(() => undefined) : undefined;
-    await (timer ? Promise.race([woken, timer]) : woken);
-    this.#wake = undefined;
-    stopWaiting.abort();
   }
 }

@@ -26,8 +26,17 @@ const BODY_LOG_LIMIT = 512;
  * outside trouble.
  */
 export async function sendJson(opts: PostOptions): Promise<HttpDelivery> {
-  const timeout = AbortSignal.timeout(opts.timeoutMs);
-  const signal = AbortSignal.any([opts.signal, timeout]);
+  // One controller per request, unhooked afterwards, so the long-lived stop signal collects no listeners.
+  const request_ = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    request_.abort(new Error('timeout'));
+  }, opts.timeoutMs);
+  const onStop = (): void => request_.abort(opts.signal.reason);
+  opts.signal.addEventListener('abort', onStop, { once: true });
+  if (opts.signal.aborted) onStop();
+  const signal = request_.signal;
   try {
     const res = await request(opts.url, {
       dispatcher: opts.dispatcher,
@@ -35,8 +44,8 @@ export async function sendJson(opts: PostOptions): Promise<HttpDelivery> {
       headers: { 'content-type': 'application/json', 'user-agent': 'connwatch', ...opts.headers },
       ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }),
       signal,
-      headersTimeout: opts.timeoutMs,
-      bodyTimeout: opts.timeoutMs,
+      headersTimeout: opts.timeoutMs + 1000,
+      bodyTimeout: opts.timeoutMs + 1000,
     });
     const text = scrub((await res.body.text()).slice(0, BODY_LOG_LIMIT), opts.secrets);
     const accepted = opts.accepted ?? ((s: number) => s >= 200 && s < 300);
@@ -44,8 +53,11 @@ export async function sendJson(opts: PostOptions): Promise<HttpDelivery> {
     return classify(res.statusCode, headerValue(res.headers['retry-after']), text);
   } catch (err) {
     if (opts.signal.aborted) return { ok: false, permanent: false, reason: 'aborted: connwatch is stopping' };
-    const why = timeout.aborted ? `timed out after ${opts.timeoutMs} ms` : describeError(err);
+    const why = timedOut ? `timed out after ${opts.timeoutMs} ms` : describeError(err);
     return { ok: false, permanent: false, reason: scrub(`${why}; is the receiver reachable over the host network?`, opts.secrets) };
+  } finally {
+    clearTimeout(timer);
+    opts.signal.removeEventListener('abort', onStop);
   }
 }
 

@@ -91,13 +91,12 @@ describe('Heartbeat', () => {
     const ctx = testContext();
     const hb = heartbeat(ctx, `${hook.origin}/ping/HBTOKEN`, 'POST');
     hb.start();
-    await hook.waitFor((a) => a.length >= 3, 5000);
+    await expect.poll(() => metricValue(ctx, 'connwatch_alerts_total', { sink: 'heartbeat', result: 'delivered' }), { timeout: 5000 }).toBeGreaterThanOrEqual(3);
     await hb.stop();
     const count = hook.attempts.length;
     await new Promise((r) => setTimeout(r, 100));
     expect(hook.attempts.length).toBe(count);
     expect(hook.attempts[0]).toMatchObject({ method: 'POST', path: '/ping/HBTOKEN', body: { node: 'node-a' } });
-    expect(await metricValue(ctx, 'connwatch_alerts_total', { sink: 'heartbeat', result: 'delivered' })).toBeGreaterThanOrEqual(3);
   });
 
   it('counts and logs failed pings without the URL', async () => {
