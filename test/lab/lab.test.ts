@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import dbus from 'dbus-next';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ciliumRequest, startLab } from '../../scripts/lab/index.js';
 import { itemKey, readRoutes, readRules } from '../../scripts/lab/iproute.js';
@@ -54,6 +55,18 @@ describe.skipIf(!capable)('lab, Cilium < 1.14 profile', () => {
     expect(d.kernel).toMatchObject({ netem: false, nftables: true, veth: true });
     // pref 0 `lookup local` was moved to 100, as Cilium does.
     expect((await lab.exec('node', ['ip', 'rule', 'show', 'pref', '0'])).stdout.trim()).toBe('');
+  });
+
+  it('reaches networkd on the lab bus from this process (the host mount namespace) with dbus-next', async () => {
+    const bus = dbus.sessionBus({ busAddress: lab.description.bus.address });
+    try {
+      const obj = await bus.getProxyObject('org.freedesktop.network1', '/org/freedesktop/network1');
+      const manager = obj.getInterface<dbus.ClientInterface & { ListLinks(): Promise<[number, string, string][]> }>('org.freedesktop.network1.Manager');
+      const links = await manager.ListLinks();
+      expect(links.map((l) => l[1])).toEqual(expect.arrayContaining(['eth0', 'eth1', 'eth2']));
+    } finally {
+      bus.disconnect();
+    }
   });
 
   it('carries traffic: node↔pod, node↔peer, pod→peer pod (IPv4 and IPv6)', async () => {
