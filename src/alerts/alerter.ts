@@ -238,7 +238,9 @@ export class SpoolingAlerter implements Alerter {
         'alert dropped from the bounded spool; receivers are unreachable for long or spool.maxBytes is too small',
       );
     }
-    if (victims.length > 0) this.#raiseOverflow(victims.length);
+    // Dropping the overflow alert itself must not raise it again, or a spool full of criticals would loop.
+    const droppedOthers = victims.filter((v) => bySeq.get(v.seq)?.alert.cause !== 'AlertSpoolOverflow').length;
+    if (droppedOthers > 0) this.#raiseOverflow(droppedOthers);
   }
 
   #raiseOverflow(dropped: number): void {

@@ -263,4 +263,15 @@ describe('SpoolingAlerter', () => {
     expect(await spoolFiles()).toEqual([]);
     expect(pd.attempts).toEqual([]);
   });
+
+  it('terminates when the spool is too small for even one more item (the overflow alert drops, not loops)', async () => {
+    const ctx = testContext();
+    pd.failWhen(() => ({ kind: 'status', status: 503 }));
+    const alerter = await startAlerter(ctx, { config: pdConfig({}, { spool: { maxBytes: 100 }, retry: { retries: 0, cooldownMs: 60_000, requestTimeoutMs: 300 } }) });
+    for (let i = 0; i < 3; i++) alerter.raise(sampleAlert(`n${i}`, { id: `lab/n${i}/DatapathDamage`, cause: 'DatapathDamage' }));
+    await alerter.settled(300);
+    expect(alerter.activeIds()).toEqual(['lab/n2/DatapathDamage']);
+    expect(await metricValue(ctx, 'connwatch_alerts_dropped_total', { severity: 'critical' })).toBe(2);
+    expect(await spoolFiles()).toHaveLength(1);
+  });
 });
