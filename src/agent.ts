@@ -15,6 +15,8 @@ export const systemClock: Clock = { now: () => Date.now(), monotonic: () => perf
 export interface Component {
   name: string;
   start(): Promise<void>;
+  /** Called once every component has started. */
+  ready?(): void;
   stop(): Promise<void>;
 }
 
@@ -110,7 +112,6 @@ export class Agent {
     const { registry, measure } = createMetrics({ version: VERSION });
     const status = new StatusBoard({ version: VERSION, mode: config.mode, clock });
     const agent = new Agent(config, { clock, log, metrics: registry, status });
-    void measure;
     const liveness = new Liveness(clock, { minStaleMs: config.telemetry.staleAfterSeconds * 1000 });
     const journal = new FileJournal(config.stateDir);
     const netAdmin = hasNetAdmin();
@@ -124,6 +125,7 @@ export class Agent {
       clock,
       log: log.child({ box: 'gate' }),
       metrics: registry,
+      measure,
     });
     status.publish('gate', { actions: config.actions, preview: { restore: gate.preview('restore'), restartCilium: gate.preview('restartCilium'), quarantine: gate.preview('quarantine') } });
     status.publish('capabilities', { netAdmin });
@@ -138,6 +140,8 @@ export class Agent {
         if (!bound.ok) throw new Error(`${bound.reason}; set telemetry.listen (--listen) to a free address`);
         log.info({ address: bound.address, port: bound.port }, 'telemetry listening');
       },
+      // /readyz means "started", nothing more, so that rollouts never stall on a broken network.
+      ready: () => server.markStarted(),
       stop: () => server.stop(),
     });
     agent.#components.push(mainLoop(agent.ctx, liveness, new Heartbeat(config.telemetry.heartbeatFile)));
@@ -151,6 +155,7 @@ export class Agent {
       await agent.stop();
       return { ok: false, reason: (err as Error).message };
     }
+    for (const component of agent.#started) component.ready?.();
     log.info({ components: agent.#started.map((c) => c.name) }, 'connwatch running');
     return { ok: true, agent };
   }

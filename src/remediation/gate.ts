@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { ActionEnablement, ActionGate, ActionKind, ActionOutcome, ActionRequest, Clock, GateDecision, GateResult } from '../types.js';
+import type { Measure } from '../telemetry/metrics.js';
 import type { JournalWriter } from './journal.js';
 
 /** Per-action enablement, after the mode's defaults were applied (config's job). */
@@ -32,6 +33,8 @@ export interface GateOptions {
   clock: Clock;
   log: Logger;
   metrics: Registry;
+  /** The runner's one way of timing operations; every executed action goes through it. */
+  measure?: Measure;
   /** Hard limit on one action's execution; the action gets an aborted signal after it. */
   timeoutMs?: Partial<Record<ActionKind, number>>;
 }
@@ -82,7 +85,7 @@ export class Gate implements ActionGate {
     }
 
     const started = clock.monotonic();
-    const outcome = await this.#execute(request);
+    const outcome = this.#opts.measure ? await this.#opts.measure('action', request.kind, () => this.#execute(request)) : await this.#execute(request);
     const durationMs = clock.monotonic() - started;
     const written = journal.append({ seq: intent.seq, wallAt: clock.now(), phase: 'outcome', action: request.kind, decision: 'executed', summary: request.summary, outcome, durationMs });
     if (written.error) log.error({ action: request.kind, err: written.error }, 'action journal write failed');
