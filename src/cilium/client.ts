@@ -33,6 +33,8 @@ export interface CiliumHealth {
   msg?: string;
   /** Other components' states, for status pages. */
   components: Record<string, ComponentState | undefined>;
+  /** Pod CIDRs (alloc-range) of the nodes Cilium knows, this one included. */
+  nodeCidrs: string[];
 }
 
 /** One endpoint, reduced to what connwatch uses. */
@@ -107,7 +109,11 @@ export class CiliumClient implements CiliumApi {
       kubernetes: body.kubernetes?.state,
       ciliumHealth: body.cluster?.ciliumHealth?.state,
     };
-    const health: CiliumHealth = { healthy: state === 'Ok', state, components };
+    const nodeCidrs = (body.cluster?.nodes ?? []).flatMap((node) => {
+      const address = node['primary-address'];
+      return [address?.ipv4?.['alloc-range'], address?.ipv6?.['alloc-range']].filter((cidr): cidr is string => Boolean(cidr));
+    });
+    const health: CiliumHealth = { healthy: state === 'Ok', state, components, nodeCidrs };
     if (body.cilium?.msg) health.msg = body.cilium.msg;
     return { ok: true, value: health };
   }

@@ -14,13 +14,24 @@ export const componentStatus = z.looseObject({
   msg: z.string().optional(),
 });
 
+/** `NodeAddressingElement`. */
+const nodeAddressingElement = z.looseObject({ ip: z.string().optional(), 'alloc-range': z.string().optional(), enabled: z.boolean().optional() });
+
+/** `NodeElement`: a known node and its pod CIDRs (alloc-range). */
+export const nodeElement = z.looseObject({
+  name: z.string().optional(),
+  'primary-address': z.looseObject({ ipv4: nodeAddressingElement.optional(), ipv6: nodeAddressingElement.optional() }).optional(),
+});
+
 /** `StatusResponse` (GET /v1/healthz), the fields connwatch reads. */
 export const statusResponse = z.looseObject({
   cilium: componentStatus.optional(),
   kvstore: componentStatus.optional(),
   'container-runtime': componentStatus.optional(),
   kubernetes: componentStatus.optional(),
-  cluster: z.looseObject({ ciliumHealth: componentStatus.optional(), self: z.string().optional() }).optional(),
+  cluster: z
+    .looseObject({ ciliumHealth: componentStatus.optional(), self: z.string().optional(), nodes: z.array(nodeElement).optional() })
+    .optional(),
 });
 
 /** `EndpointState`. */

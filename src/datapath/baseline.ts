@@ -36,6 +36,8 @@ export interface CniEvidence {
   endpoints?: ReadonlySet<string>;
   /** The CNI restarted, settled and reinstalled its state (with no networkd activity meanwhile). */
   reinstalled?: boolean;
+  /** Pod CIDRs of the cluster's nodes as the CNI reports them (routes to them are the CNI's). */
+  nodeCidrs?: readonly string[];
 }
 
 /** Evidence per endpoint source (`profile.endpoints`): today only "cilium". */
@@ -87,6 +89,8 @@ export interface BaselineOptions {
    * the CNI removes its rules before the endpoint leaves its list, and that is churn, not damage.
    */
   perPodGraceMs: number;
+  /** Pod CIDRs known from configuration, in addition to what the CNI reports. */
+  clusterPodCidrs?: readonly string[];
 }
 
 interface Tracking {
@@ -160,7 +164,7 @@ export class BaselineCore {
   /** One learning step against a live snapshot; `now` monotonic, `wallNow` epoch ms. */
   learn(snapshot: DatapathSnapshot, evidence: EvidenceBySource, now: number, wallNow: number): LearnOutcome {
     const outcome: LearnOutcome = { added: [], dropped: [], refused: [] };
-    const live = this.#claimLive(snapshot);
+    const live = this.#claimLive(snapshot, Object.values(evidence).flatMap((cni) => cni?.nodeCidrs ?? []));
     const quiet = this.networkdQuiet(now);
     const breaches = checkInvariants(this.#profiles, snapshot.rules);
     for (const profile of this.#profiles) {
@@ -217,8 +221,9 @@ export class BaselineCore {
   }
 
   /** Every live item some profile claims, as would-be members. */
-  #claimLive(snapshot: DatapathSnapshot): Map<string, Member> {
+  #claimLive(snapshot: DatapathSnapshot, nodeCidrs: readonly string[]): Map<string, Member> {
     const claimer = new ProfileSet(this.#profiles);
+    claimer.noteNodeCidrs([...(this.#options.clusterPodCidrs ?? []), ...nodeCidrs]);
     claimer.noteRules([...snapshot.rules, ...this.#memberRules()]);
     claimer.noteAddresses(snapshot.addresses);
     const live = new Map<string, Member>();

@@ -23,6 +23,10 @@ export const datapathConfig = z
       .array(profileSchema)
       .default([])
       .describe('Operator-declared profiles, e.g. FRR or VPN policy routing: { name, rules: [{ priorities: [500], tables: [200], … }] }.'),
+    clusterPodCidrs: z
+      .array(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'a CIDR such as 10.0.0.0/8'))
+      .default([])
+      .describe("Pod CIDRs of the cluster's nodes; main-table routes into them are the CNI's (added to what Cilium reports of its nodes)."),
     steadyIntervalMs: z.number().int().positive().default(15_000).describe('Re-read and diff the datapath at least this often (ms), signal or not.'),
     followUpMs: z
       .array(z.number().int().nonnegative())

@@ -86,7 +86,7 @@ export class DatapathMonitor {
     this.#run = options.run ?? execIpRunner(options.config.ip);
     this.#cilium = options.cilium;
     this.#store = new BaselineStore(options.stateDir, options.config.baselineFile);
-    this.#core = new BaselineCore(options.profiles, options.config.learn);
+    this.#core = new BaselineCore(options.profiles, { ...options.config.learn, clusterPodCidrs: options.config.clusterPodCidrs });
     const registers = [options.ctx.metrics];
     this.#metrics = {
       missing: new Gauge({ name: 'connwatch_baseline_missing', help: 'Baseline items (and invariants) missing from the kernel now, by severity.', labelNames: ['severity'], registers }),
@@ -226,6 +226,7 @@ export class DatapathMonitor {
     return {
       cilium: {
         healthy: true,
+        nodeCidrs: health.value.nodeCidrs,
         ...(endpoints.ok ? { endpoints: liveEndpointAddresses(endpoints.value) } : {}),
         ...(reinstalled ? { reinstalled } : {}),
       },

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import type { AddressItem, DatapathItem, Family, RouteItem, RuleItem, Severity } from '../types.js';
-import { canonicalTable, hostAddress, networkOf } from './items.js';
+import { addressFamily, canonicalTable, hostAddress, networkOf } from './items.js';
 
 const severity = z.enum(['critical', 'degraded']).describe('How bad losing a matched item is.');
 const family = z.union([z.literal(4), z.literal(6)]);
@@ -50,6 +50,10 @@ export const routeMatcherSchema = z.strictObject({
   families: z.array(family).optional().describe('IP families (4, 6); both when absent.'),
   protocols: z.array(z.string().min(1)).optional().describe('Protocols; any when absent.'),
   perPod: z.literal('dst').optional().describe("The route belongs to one pod: its destination is the pod's host address."),
+  dstWithinNodeCidrs: z
+    .boolean()
+    .optional()
+    .describe("Only routes to a node's pod CIDR (as the CNI reports its nodes, or datapath.clusterPodCidrs), e.g. auto-direct-node-routes."),
   severity,
 });
 
@@ -107,6 +111,7 @@ export const ciliumProfile: CniProfile = {
     { description: 'pod CIDR via cilium_host', tables: ['main'], devs: ['cilium_host'], severity: 'critical' },
     { description: 'endpoint route to one pod', tables: ['main'], devs: ['lxc*'], perPod: 'dst', severity: 'critical' },
     { description: 'ENI routing table', tables: [{ from: 10, to: 252 }], tablesLookedUpByRules: true, severity: 'critical' },
+    { description: "route to a node's pod CIDR (native routing)", tables: ['main'], dstWithinNodeCidrs: true, severity: 'critical' },
   ],
   invariants: [
     {
@@ -167,7 +172,21 @@ function ruleMatches(matcher: RuleMatcher, rule: RuleItem): boolean {
   return true;
 }
 
-function routeMatches(matcher: RouteMatcher, route: RouteItem, lookedUp: ReadonlySet<string>): boolean {
+/** Whether a route's destination lies inside one of the CIDRs. */
+export function withinAny(dst: string, cidrs: Iterable<string>): boolean {
+  if (dst === 'default') return false;
+  const [address, bitsText] = dst.split('/');
+  if (address === undefined || bitsText === undefined) return false;
+  for (const cidr of cidrs) {
+    const [network, cidrBits] = cidr.split('/');
+    if (network === undefined || cidrBits === undefined || addressFamily(network) !== addressFamily(address)) continue;
+    if (Number(bitsText) < Number(cidrBits)) continue;
+    if (networkOf(`${address}/${cidrBits}`) === networkOf(cidr)) return true;
+  }
+  return false;
+}
+
+function routeMatches(matcher: RouteMatcher, route: RouteItem, lookedUp: ReadonlySet<string>, nodeCidrs: ReadonlySet<string>): boolean {
   if (!familyMatches(matcher.families, route.family)) return false;
   if (!tableMatches(matcher.tables, route.table)) return false;
   if (matcher.tablesLookedUpByRules && !lookedUp.has(canonicalTable(route.table))) return false;
@@ -175,6 +194,7 @@ function routeMatches(matcher: RouteMatcher, route: RouteItem, lookedUp: Readonl
   if (matcher.types && !matcher.types.includes(route.type)) return false;
   if (matcher.protocols && !matcher.protocols.includes(route.protocol)) return false;
   if (matcher.perPod === 'dst' && hostAddress(route.dst) === undefined) return false;
+  if (matcher.dstWithinNodeCidrs && !withinAny(route.dst, nodeCidrs)) return false;
   return true;
 }
 
@@ -183,6 +203,7 @@ export class ProfileSet {
   readonly profiles: readonly CniProfile[];
   readonly #lookedUp = new Map<string, Set<string>>();
   readonly #addressRoutes = new Set<string>();
+  readonly #nodeCidrs = new Set<string>();
 
   constructor(profiles: readonly CniProfile[]) {
     this.profiles = profiles;
@@ -210,6 +231,14 @@ export class ProfileSet {
     }
   }
 
+  /** Remembers the pod CIDRs of the cluster's nodes (from the CNI, or configured). */
+  noteNodeCidrs(cidrs: Iterable<string>): void {
+    for (const cidr of cidrs) {
+      const network = networkOf(cidr.toLowerCase());
+      if (network) this.#nodeCidrs.add(network);
+    }
+  }
+
   #isAddressRoute(route: RouteItem): boolean {
     return route.protocol === 'kernel' && route.table === 'main' && this.#addressRoutes.has(`${route.family}|${route.dev ?? ''}|${route.dst}`);
   }
@@ -228,7 +257,7 @@ export class ProfileSet {
     if (this.#isAddressRoute(route)) return undefined;
     for (const profile of this.profiles) {
       const lookedUp = this.#lookedUp.get(profile.name) ?? new Set<string>();
-      const matcher = profile.routes.find((candidate) => routeMatches(candidate, route, lookedUp));
+      const matcher = profile.routes.find((candidate) => routeMatches(candidate, route, lookedUp, this.#nodeCidrs));
       if (matcher) return this.#claim(profile, matcher, matcher.perPod === 'dst' ? route.dst : undefined);
     }
     return undefined;

@@ -79,6 +79,17 @@ describe('the Cilium profile', () => {
     expect(profiles.claim(route)).toMatchObject({ profile: 'cilium', severity: 'critical' });
   });
 
+  it("claims main-table routes into a node's pod CIDR only once the CIDR is known", () => {
+    const route: RouteItem = { kind: 'route', family: 4, table: 'main', type: 'unicast', dst: '10.79.0.0/24', gateway: '10.77.0.2', dev: 'eth0', protocol: 'boot', scope: 'global' };
+    const profiles = new ProfileSet([ciliumProfile]);
+    expect(profiles.claim(route)).toBeUndefined();
+    profiles.noteNodeCidrs(['10.79.0.0/16', 'fd79::/48']);
+    expect(profiles.claim(route)).toMatchObject({ severity: 'critical', matcher: expect.stringMatching(/pod CIDR/) });
+    expect(profiles.claim({ ...route, dst: '10.80.0.0/24' })).toBeUndefined();
+    expect(profiles.claim({ ...route, family: 6, dst: 'fd79::/64', gateway: 'fd77::2' })).toBeDefined();
+    expect(profiles.claim({ ...route, dst: 'default' })).toBeUndefined();
+  });
+
   it('does not treat a pod rule for a whole subnet as per-pod', () => {
     const profiles = new ProfileSet([ciliumProfile]);
     expect(profiles.claim({ kind: 'rule', family: 4, priority: 20, dst: '10.0.1.0/24', table: 'main', action: 'lookup', protocol: 'kernel' })).toBeUndefined();
