@@ -1,5 +1,5 @@
 import * as fsp from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Alert } from '../types.js';
 
@@ -38,7 +38,7 @@ export class Spool {
   /** Creates the directory and reads back every record, oldest first; unreadable files are set aside. */
   async open(): Promise<{ result: SpoolResult; records: SpoolRecord[] }> {
     try {
-      await this.fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+      await this.#mkdirs(this.dir);
       const names = (await this.fs.readdir(this.dir)).sort();
       const records: SpoolRecord[] = [];
       for (const name of names) {
@@ -116,6 +116,19 @@ export class Spool {
       this.log.error({ file, err: String(err) }, 'unreadable alert spool file set aside as .bad; inspect it and delete it');
       await this.fs.rename(file, `${file}.bad`).catch(() => undefined);
       return undefined;
+    }
+  }
+
+  // Not mkdir({recursive}): Node reports its own stat's ENOENT there and hides EROFS/EACCES.
+  async #mkdirs(dir: string): Promise<void> {
+    try {
+      await this.fs.mkdir(dir, { mode: 0o700 });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return;
+      if (code !== 'ENOENT' || dirname(dir) === dir) throw err;
+      await this.#mkdirs(dirname(dir));
+      await this.#mkdirs(dir);
     }
   }
 
