@@ -252,13 +252,31 @@ function adminState(state: LabState, ifindex: number): string | undefined {
   }
 }
 
-/** Waits until every managed link with carrier is `configured` (the one without carrier never is). */
-async function waitConfigured(state: LabState, links = NODE_LINKS.filter((l) => l.managed && l.carrier).map((l) => l.name)): Promise<void> {
+function stateFileMtime(state: LabState, ifindex: number): number {
+  try {
+    return statSync(labRun(state, `systemd/netif/links/${ifindex}`)).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Waits until every managed link with carrier is `configured` (the one without carrier never is);
+ * with `since`, only a state file networkd rewrote after that point counts (a reconfigure).
+ */
+async function waitConfigured(
+  state: LabState,
+  links = NODE_LINKS.filter((l) => l.managed && l.carrier).map((l) => l.name),
+  since?: Map<string, number>,
+): Promise<void> {
   const idx = await ifindexes(state.netns.node);
   await waitFor(
     () => {
       if (!isAlive(state.procs.networkd)) throw new Error(`lab: systemd-networkd exited: ${tail(join(state.dir, 'networkd.log'))}`);
-      return links.every((l) => adminState(state, idx.get(l) ?? -1) === 'configured');
+      return links.every((l) => {
+        const i = idx.get(l) ?? -1;
+        return adminState(state, i) === 'configured' && stateFileMtime(state, i) > (since?.get(l) ?? -1);
+      });
     },
     `networkd to configure ${links.join(', ')}`,
     15_000,
@@ -486,9 +504,12 @@ class RunningLab implements Lab {
 
   async reconfigure(link?: string): Promise<void> {
     const links = link ? [link] : NODE_LINKS.filter((l) => l.managed).map((l) => l.name);
+    const withCarrier = links.filter((l) => NODE_LINKS.find((n) => n.name === l)?.carrier !== false);
+    const idx = await ifindexes(this.state.netns.node);
+    const since = new Map(withCarrier.map((l) => [l, stateFileMtime(this.state, idx.get(l) ?? -1)]));
     const r = await this.exec('node', ['networkctl', 'reconfigure', ...links]);
     if (r.code !== 0) throw new Error(`lab: networkctl reconfigure ${links.join(' ')} failed: ${r.stderr.trim()}`);
-    await waitConfigured(this.state, links.filter((l) => NODE_LINKS.find((n) => n.name === l)?.carrier !== false));
+    await waitConfigured(this.state, withCarrier, since);
   }
 
   async restartBus(): Promise<void> {
