@@ -25,9 +25,9 @@ export interface AlerterDeps {
   fs?: SpoolFs;
 }
 
-/** The alert id connwatch uses: one per site, node and cause. */
-export function alertId(site: string, node: string, cause: Alert['cause']): string {
-  return `${site}/${node}/${cause}`;
+/** An alert's identity, as the seam defines it: one per cause and node. */
+export function alertId(cause: Alert['cause'], node: string): string {
+  return `${cause}/${node}`;
 }
 
 /**
@@ -247,7 +247,7 @@ export class SpoolingAlerter implements Alerter {
     const { node, site } = this.#deps.identity;
     const now = this.#deps.ctx.clock.now();
     this.raise({
-      id: alertId(site, node, 'AlertSpoolOverflow'),
+      id: alertId('AlertSpoolOverflow', node),
       cause: 'AlertSpoolOverflow',
       severity: 'warning',
       node,
@@ -262,8 +262,7 @@ export class SpoolingAlerter implements Alerter {
   #afterChange(): void {
     const depth = [...this.#records.keys()].filter((r) => r.pending.size > 0).length;
     this.#metrics.spoolDepth.set(depth);
-    const { node, site } = this.#deps.identity;
-    const overflowId = alertId(site, node, 'AlertSpoolOverflow');
+    const overflowId = alertId('AlertSpoolOverflow', this.#deps.identity.node);
     if (depth === 0 && this.#active.has(overflowId)) this.resolve(overflowId);
     this.#publish();
   }

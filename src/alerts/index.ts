@@ -8,6 +8,7 @@ import { alertMetrics } from './metrics.js';
 import { realSleep } from './sleep.js';
 
 export { SpoolingAlerter, alertId, type AlerterDeps } from './alerter.js';
+export { VerdictAlerts, type VerdictContext } from './verdicts.js';
 export { alertsConfig, DEFAULT_DEDUP_TEMPLATE, FLEET_DEDUP_TEMPLATE, type AlertsConfig } from './config.js';
 export { createAlertDispatcher, type AlertDispatcherOptions } from './dispatcher.js';
 export { Heartbeat, type HeartbeatOptions } from './heartbeat.js';

@@ -211,7 +211,7 @@ describe('SpoolingAlerter', () => {
     const ids = alerter.activeIds();
     expect(ids).toContain('lab/n7/DatapathDamage');
     expect(ids).not.toContain('lab/n0/FightingNetworkd');
-    expect(ids).toContain('lab/node-a/AlertSpoolOverflow');
+    expect(ids).toContain('AlertSpoolOverflow/node-a');
     const spooled = await Promise.all((await spoolFiles()).map(async (f) => JSON.parse(await readFile(join(dir, 'alert-spool', f), 'utf8')) as { alert: Alert }));
     expect(spooled.map((s) => s.alert.id)).toContain('lab/n7/DatapathDamage');
   });
