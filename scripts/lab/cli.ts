@@ -3,6 +3,7 @@
  * leaves the lab running; later commands find it by its state file under /run/connwatch-lab.
  * Commands other than up/down/status act on `--name <lab>`, or on the only lab running.
  */
+import { pathToFileURL } from 'node:url';
 import { attachLab, downLab, listLabs, startLab } from './index.js';
 import { isAlive } from './run.js';
 import { readState, stateFileFor } from './state.js';
@@ -138,4 +139,4 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-await main(process.argv.slice(2));
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main(process.argv.slice(2));
