@@ -2,10 +2,20 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { CliIO } from './cli.js';
 import { formatConfigErrors, loadConfig, type Config, type ConfigFlags } from './config/index.js';
+import { alertId, createAlertDispatcher, createAlerts } from './alerts/index.js';
+import { CiliumClient } from './cilium/client.js';
+import { execIpRunner, type IpRunner } from './datapath/ip.js';
+import { parseAddresses } from './datapath/ipjson.js';
+import { describeItem } from './datapath/items.js';
+import { DatapathMonitor } from './datapath/monitor.js';
+import { resolveProfiles } from './datapath/profiles.js';
+import { addItem, planRestore } from './datapath/writer.js';
 import { Gate } from './remediation/gate.js';
 import { FileJournal } from './remediation/journal.js';
+import { RestoreRung, type DamageCheck, type ItemWriter } from './remediation/restore.js';
+import { createSignals } from './signals/index.js';
 import { createLogger, createMetrics, Heartbeat, Liveness, StatusBoard, TelemetryServer } from './telemetry/index.js';
-import type { BoxContext, Clock } from './types.js';
+import type { Alerter, BoxContext, Clock, DamageReport, SignalEvent } from './types.js';
 import { VERSION } from './version.js';
 
 /** The real clock. */
@@ -144,6 +154,62 @@ export class Agent {
       ready: () => server.markStarted(),
       stop: () => server.stop(),
     });
+
+    const profiles = resolveProfiles(config.datapath.profiles, config.datapath.extraProfiles);
+    if (!profiles.ok) return { ok: false, reason: profiles.reason };
+    const box = (name: string): BoxContext => ({ ...agent.ctx, log: log.child({ box: name }) });
+
+    const alerts = createAlerts({ ctx: box('alerts'), config: config.alerts, stateDir: config.stateDir, dispatcher: createAlertDispatcher(), identity: { node: config.node, site: config.site } });
+    agent.#components.push({ name: 'alerts', start: () => alerts.start(), stop: () => alerts.stop() });
+
+    const cilium = new CiliumClient(config.cilium);
+    const ip = execIpRunner(config.datapath.ip);
+    const datapath = new DatapathMonitor({ ctx: box('datapath'), config: config.datapath, profiles: profiles.profiles, stateDir: config.stateDir, run: ip, cilium });
+    const restore = new RestoreRung(
+      {
+        gate,
+        writer: ipWriter(ip),
+        damage: damageCheck(datapath),
+        clock,
+        log: log.child({ box: 'restore' }),
+        metrics: registry,
+        status,
+        alerter: alerts.alerter,
+        node: config.node,
+        site: config.site,
+        canWrite: netAdmin,
+      },
+      config.restore,
+    );
+    const damageAlerts = new DamageAlerts(alerts.alerter, config.node, config.site, clock);
+    datapath.onReport((report) => {
+      restore.onReport(report);
+      damageAlerts.onReport(report);
+    });
+    agent.#components.push({
+      name: 'datapath',
+      start: async () => {
+        await datapath.start();
+      },
+      stop: async () => {
+        await restore.stop();
+        await datapath.stop();
+        await cilium.close();
+      },
+    });
+
+    const signals = createSignals(box('signals'), config.signals);
+    agent.#components.push({
+      name: 'signals',
+      start: () =>
+        signals.start((event: SignalEvent) => {
+          // The restore sees the signal first, so its episode is open before the re-read's report arrives.
+          restore.onSignal(event);
+          datapath.onSignal(event);
+        }),
+      stop: () => signals.stop(),
+    });
+
     agent.#components.push(mainLoop(agent.ctx, liveness, new Heartbeat(config.telemetry.heartbeatFile)));
 
     try {
@@ -200,4 +266,73 @@ function mainLoop(ctx: BoxContext, liveness: Liveness, heartbeat: Heartbeat): Co
       ticker.retire();
     },
   };
+}
+
+/** Writes baseline items with ip, ordered by the datapath box's plan (which needs this host's addresses). */
+function ipWriter(ip: IpRunner): ItemWriter {
+  return {
+    plan: async (items) => {
+      const listing = await ip(['-j', 'addr', 'show']);
+      const addresses = listing.ok ? parseAddresses(listing.stdout) : undefined;
+      return planRestore(items, addresses?.ok ? addresses.items : []);
+    },
+    add: async (item, signal) => {
+      const res = await addItem(ip, item, signal);
+      return res.ok ? { ok: true, result: res.result } : { ok: false, reason: `${res.reason} (${res.hint})` };
+    },
+  };
+}
+
+/** A fresh re-read for the restore's verification; a failed read is an error, never a stale "all clear". */
+function damageCheck(datapath: DatapathMonitor): DamageCheck {
+  return {
+    check: async (trigger) => {
+      const before = datapath.lastReport();
+      await datapath.refresh(trigger);
+      const after = datapath.lastReport();
+      return after && after !== before ? after : { error: 'the datapath re-read failed (see /status datapath.lastRead)' };
+    },
+  };
+}
+
+/**
+ * Pages on critical datapath damage (with what was restored or not, from the incident timeline)
+ * and resolves when every item is back.
+ */
+export class DamageAlerts {
+  #active: { startsAt: number } | undefined;
+
+  constructor(
+    private readonly alerter: Alerter,
+    private readonly node: string,
+    private readonly site: string,
+    private readonly clock: Clock,
+  ) {}
+
+  onReport(report: DamageReport): void {
+    const id = alertId('DatapathDamage', this.node);
+    const critical = report.missing.filter((m) => m.severity === 'critical');
+    if (report.missing.length === 0) {
+      if (this.#active) this.alerter.resolve(id);
+      this.#active = undefined;
+      return;
+    }
+    if (critical.length === 0 || this.#active) return;
+    this.#active = { startsAt: this.clock.now() };
+    this.alerter.raise({
+      id,
+      cause: 'DatapathDamage',
+      severity: 'critical',
+      node: this.node,
+      site: this.site,
+      summary: `${this.node}: ${critical.length} critical CNI datapath item(s) missing${report.coincidedWithNetworkd ? ' after systemd-networkd activity (restore under way)' : ' without networkd activity (not restored)'}`,
+      evidence: {
+        coincidedWithNetworkd: report.coincidedWithNetworkd,
+        trigger: report.trigger,
+        missing: report.missing.map((m) => ({ item: describeItem(m.item), severity: m.severity, profile: m.profile })),
+      },
+      timeline: [{ wallAt: this.#active.startsAt, what: `datapath damage detected (${report.trigger})` }],
+      startsAt: this.#active.startsAt,
+    });
+  }
 }

@@ -1,6 +1,7 @@
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { ActionGate, ActionOutcome, Alerter, Clock, DamageReport, DatapathItem, MissingItem, SignalEvent, StatusSink, TimelineEntry } from '../types.js';
+import { alertId } from '../alerts/alerter.js';
 import { describeItem, itemKey } from '../datapath/items.js';
 import type { RestorePlan } from '../datapath/writer.js';
 import type { RestoreConfig } from './config.js';
@@ -399,7 +400,3 @@ export class RestoreRung {
   }
 }
 
-/** An alert's identity: one per cause and node. */
-export function alertId(cause: string, node: string): string {
-  return `${cause}/${node}`;
-}
