@@ -8,7 +8,7 @@ export class TokenBucket {
   readonly #ratePerMs: number;
 
   constructor(
-    private readonly perMinute: number,
+    perMinute: number,
     private readonly burst: number,
     private readonly clock: Pick<Clock, 'monotonic'>,
     private readonly sleep: Sleep,
