@@ -12,8 +12,6 @@ export interface PostOptions {
   headers?: Record<string, string>;
   timeoutMs: number;
   signal: AbortSignal;
-  /** Status codes that mean "accepted" (default: any 2xx). */
-  accepted?: (status: number) => boolean;
   /** Values that must never leave in a reason (routing keys, webhook URLs). */
   secrets?: string[];
 }
@@ -27,16 +25,16 @@ const BODY_LOG_LIMIT = 512;
  */
 export async function sendJson(opts: PostOptions): Promise<HttpDelivery> {
   // One controller per request, unhooked afterwards, so the long-lived stop signal collects no listeners.
-  const request_ = new AbortController();
+  const perRequest = new AbortController();
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    request_.abort(new Error('timeout'));
+    perRequest.abort(new Error('timeout'));
   }, opts.timeoutMs);
-  const onStop = (): void => request_.abort(opts.signal.reason);
+  const onStop = (): void => perRequest.abort(opts.signal.reason);
   opts.signal.addEventListener('abort', onStop, { once: true });
   if (opts.signal.aborted) onStop();
-  const signal = request_.signal;
+  const signal = perRequest.signal;
   try {
     const res = await request(opts.url, {
       dispatcher: opts.dispatcher,
@@ -47,9 +45,9 @@ export async function sendJson(opts: PostOptions): Promise<HttpDelivery> {
       headersTimeout: opts.timeoutMs + 1000,
       bodyTimeout: opts.timeoutMs + 1000,
     });
-    const text = scrub((await res.body.text()).slice(0, BODY_LOG_LIMIT), opts.secrets);
-    const accepted = opts.accepted ?? ((s: number) => s >= 200 && s < 300);
-    if (accepted(res.statusCode)) return { ok: true, status: res.statusCode, body: text };
+    // Scrub before cutting, so a secret on the cut is not left half-shown.
+    const text = scrub(await res.body.text(), opts.secrets).slice(0, BODY_LOG_LIMIT);
+    if (res.statusCode >= 200 && res.statusCode < 300) return { ok: true, status: res.statusCode, body: text };
     return classify(res.statusCode, headerValue(res.headers['retry-after']), text);
   } catch (err) {
     if (opts.signal.aborted) return { ok: false, permanent: false, reason: 'aborted: connwatch is stopping' };
