@@ -17,7 +17,7 @@ export {
   ruleKey,
 } from './items.js';
 export { readDatapath, type ReadResult } from './reader.js';
-export { addArgv, addItem, planRestore, restoreStage, routeAddArgv, ruleAddArgv, type AddResult, type HeldItem, type RestorePlan, type RestoreStage } from './writer.js';
+export { addArgv, addItem, applyPlan, planRestore, restoreStage, routeAddArgv, ruleAddArgv, type AddResult, type AppliedItem, type HeldItem, type RestorePlan, type RestoreStage } from './writer.js';
 export {
   builtinProfiles,
   checkInvariants,

@@ -6,7 +6,7 @@
 import { Counter, Gauge } from 'prom-client';
 import type { CiliumApi } from '../cilium/client.js';
 import { liveEndpointAddresses } from '../cilium/client.js';
-import type { BoxContext, SignalEvent } from '../types.js';
+import type { BoxContext, DatapathSnapshot, SignalEvent } from '../types.js';
 import { BaselineCore, type DatapathDamageReport, type EvidenceBySource, type LearnOutcome, type Member } from './baseline.js';
 import type { DatapathConfig } from './config.js';
 import { execIpRunner, type IpRunner } from './ip.js';
@@ -71,6 +71,7 @@ export class DatapathMonitor {
   #queued: string | undefined;
   #queuedWaiters: (() => void)[] = [];
   #lastReport: DatapathDamageReport | undefined;
+  #lastSnapshot: DatapathSnapshot | undefined;
   #lastMissingKeys = '';
   #lastRead: { at: number; ok: boolean; reason?: string; hint?: string; unsupported: UnsupportedEntry[] } | undefined;
   #lastLearn: (LearnOutcome & { at: number }) | undefined;
@@ -153,6 +154,16 @@ export class DatapathMonitor {
     return this.#lastReport;
   }
 
+  /** The last successful read (addresses included, for planning a restore). */
+  lastSnapshot(): DatapathSnapshot | undefined {
+    return this.#lastSnapshot;
+  }
+
+  /** The IpRunner this monitor reads with (the restore writes with the same one). */
+  get ip(): IpRunner {
+    return this.#run;
+  }
+
   baseline(): Member[] {
     return this.#core.members();
   }
@@ -187,6 +198,7 @@ export class DatapathMonitor {
     }
     this.#metrics.reads.inc({ result: 'ok' });
     this.#lastRead = { at: read.snapshot.at, ok: true, unsupported: read.unsupported };
+    this.#lastSnapshot = read.snapshot;
     const report = this.#core.assess(read.snapshot, trigger, read.snapshot.at);
     this.#publishReport(report);
     const wantsEvidence = trigger === 'start' || trigger === 'steady' || report.withheld.length > 0 || report.missing.some((entry) => entry.pod);

@@ -31,8 +31,10 @@ async function readListing<T>(
   return { ...parsed, absent: false };
 }
 
-/** Reads rules and routes of both families and every address; `at` comes from the caller's clock. */
+/** Reads rules and routes of both families and every address; `at` (the caller's monotonic clock) stamps the start of the read. */
 export async function readDatapath(run: IpRunner, at: () => number, signal?: AbortSignal): Promise<ReadResult> {
+  // The time the read started: whatever is missing was lost before it.
+  const startedAt = at();
   const rules: RuleItem[] = [];
   const routes: RouteItem[] = [];
   const unsupported: UnsupportedEntry[] = [];
@@ -59,7 +61,7 @@ export async function readDatapath(run: IpRunner, at: () => number, signal?: Abo
   if (!addresses.ok) return addresses;
   return {
     ok: true,
-    snapshot: { at: at(), rules, routes, addresses: addresses.items as AddressItem[] },
+    snapshot: { at: startedAt, rules, routes, addresses: addresses.items as AddressItem[] },
     unsupported,
     families,
   };

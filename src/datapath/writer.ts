@@ -128,3 +128,22 @@ export function planRestore(missing: DatapathItem[], addresses: AddressItem[]): 
     .map(({ item }) => item);
   return { ordered, held };
 }
+
+/** What applying a plan did, item by item, in order. */
+export interface AppliedItem {
+  item: DatapathItem;
+  result: AddResult;
+}
+
+/**
+ * Adds the plan's items in order. A failure does not stop the rest (a rule does not need the
+ * route before it), but an abort does. Never deletes.
+ */
+export async function applyPlan(run: IpRunner, plan: RestorePlan, signal?: AbortSignal): Promise<AppliedItem[]> {
+  const applied: AppliedItem[] = [];
+  for (const item of plan.ordered) {
+    if (signal?.aborted) break;
+    applied.push({ item, result: await addItem(run, item, signal) });
+  }
+  return applied;
+}

@@ -174,6 +174,30 @@ describe('DatapathMonitor', () => {
     expect(h.monitor.lastReport()?.missing).toEqual([]);
   });
 
+  it('a CNI restart around networkd activity is not adopted: the missing items stay members and damage', async () => {
+    const h = harness(tempDir());
+    await h.monitor.start();
+    h.clock.advance(60_000);
+    h.monitor.onSignal({ kind: 'CiliumRestarted', at: h.clock.monotonic(), wallAt: h.clock.now(), origins: ['systemd1'] });
+    await h.monitor.refresh('x');
+    h.clock.advance(500);
+    h.setListing(flushed);
+    h.monitor.onSignal(restartSignal(h.clock.monotonic()));
+    await h.monitor.refresh('x');
+    h.clock.advance(30_000);
+    await h.monitor.refresh('steady');
+    expect(h.monitor.baseline()).toHaveLength(20);
+    expect(h.monitor.lastReport()?.missing).toHaveLength(10);
+    expect(h.logs.some((line) => String(line.msg).includes('CNI restart not adopted'))).toBe(true);
+  });
+
+  it('exposes the last snapshot and its ip runner for the restore', async () => {
+    const h = harness(tempDir());
+    await h.monitor.start();
+    expect(h.monitor.lastSnapshot()?.addresses).toContainEqual({ family: 4, dev: 'eth0', address: '192.168.10.2/24' });
+    expect(typeof h.monitor.ip).toBe('function');
+  });
+
   it('pod churn adds and drops per-pod items without damage reports', async () => {
     const h = harness(tempDir());
     await h.monitor.start();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { IpRun } from '../../../src/datapath/ip.js';
-import { addItem, planRestore, routeAddArgv, ruleAddArgv } from '../../../src/datapath/writer.js';
+import { addItem, applyPlan, planRestore, routeAddArgv, ruleAddArgv } from '../../../src/datapath/writer.js';
 import type { DatapathItem, RouteItem, RuleItem } from '../../../src/types.js';
 
 const proxyRule: RuleItem = { kind: 'rule', family: 4, priority: 9, fwmark: 0x200, fwmask: 0xf00, table: '2004', action: 'lookup', protocol: 'unspec' };
@@ -70,5 +70,21 @@ describe('planRestore', () => {
     const plan = planRestore([podCidr, proxyRule], addresses.slice(0, 1));
     expect(plan.ordered).toEqual([proxyRule]);
     expect(plan.held).toEqual([{ item: podCidr, waitsFor: 'address 10.0.1.1 on this host' }]);
+  });
+});
+
+describe('applyPlan', () => {
+  it('adds in order, carries on past a failure, stops on abort', async () => {
+    const calls: string[] = [];
+    const run = async (args: string[]) => {
+      calls.push(args.slice(0, 5).join(' '));
+      return args.includes('2004') ? { ok: false as const, reason: 'no', hint: 'h', stderr: 'Error: boom' } : { ok: true as const, stdout: '', stderr: '' };
+    };
+    const applied = await applyPlan(run, { ordered: [onlink, proxyRule, podRule], held: [] });
+    expect(applied.map((entry) => entry.result.ok)).toEqual([true, false, true]);
+    expect(calls).toHaveLength(3);
+    const controller = new AbortController();
+    controller.abort();
+    expect(await applyPlan(run, { ordered: [onlink], held: [] }, controller.signal)).toEqual([]);
   });
 });
