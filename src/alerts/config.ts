@@ -7,13 +7,14 @@ export const DEFAULT_DEDUP_TEMPLATE = '{{site}}/{{node}}/{{cause}}';
 /** The documented fleet alternative: hosts hit by the same upgrade share one incident. */
 export const FLEET_DEDUP_TEMPLATE = '{{site}}/{{cause}}';
 
-const dedupTemplate = z
-  .string()
-  .superRefine((template, ctx) => {
-    const problem = templateProblem(template);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  })
-  .describe(`Dedup-key template; variables: ${TEMPLATE_VARIABLES.map((v) => `{{${v}}}`).join(', ')}. Empty = alerts.dedupKey.`);
+const templateVariables = TEMPLATE_VARIABLES.map((v) => `{{${v}}}`).join(', ');
+const dedupTemplate = z.string().superRefine((template, ctx) => {
+  const problem = templateProblem(template);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+// One description for the root and the sinks keeps docs/configuration.md (generated) stable.
+const templateDescription = `Dedup-key template; variables: ${templateVariables}. Empty = alerts.dedupKey.`;
+const sinkDedupTemplate = dedupTemplate.describe(templateDescription);
 
 function rateFields(perMinute: number, burst: number, jitterMs: number) {
   return {
@@ -54,7 +55,7 @@ const pagerdutySection = z
   .strictObject({
     routingKey: secretSchema.describe('The Events API v2 integration (routing) key; a secret.'),
     url: z.url().default('https://events.pagerduty.com/v2/enqueue').describe('Events API v2 enqueue endpoint.'),
-    dedupKey: dedupTemplate.default(''),
+    dedupKey: sinkDedupTemplate.default(''),
     sendResolves: z.boolean().default(true).describe('Send resolve events when the condition clears.'),
     when: z
       .enum(['always', 'fallback'])
@@ -67,7 +68,7 @@ const pagerdutySection = z
 const slackSection = z
   .strictObject({
     webhookUrl: secretSchema.describe('The Slack incoming-webhook URL; a secret.'),
-    dedupKey: dedupTemplate.default(''),
+    dedupKey: sinkDedupTemplate.default(''),
     sendResolves: z.boolean().default(true).describe('Post a message when the condition clears.'),
     when: z
       .enum(['always', 'fallback'])
@@ -86,7 +87,7 @@ const webhookSection = z
       .describe('Sink name in metrics and logs (lowercase, digits, dashes).'),
     url: secretSchema.describe('Where the JSON is POSTed; a secret (URLs often carry tokens).'),
     headers: z.record(z.string(), secretSchema).default({}).describe('Extra request headers, e.g. Authorization; secrets.'),
-    dedupKey: dedupTemplate.default(''),
+    dedupKey: sinkDedupTemplate.default(''),
     sendResolves: z.boolean().default(true).describe('Post resolves too.'),
     when: z
       .enum(['always', 'fallback'])
@@ -143,7 +144,10 @@ const sectionDefaults = {
 export const alertsConfig = z
   .strictObject({
     enabled: z.boolean().default(true).describe('Deliver alerts at all (the spool still records them when false).'),
-    dedupKey: dedupTemplate.default(DEFAULT_DEDUP_TEMPLATE),
+    dedupKey: dedupTemplate
+      .refine((t) => t !== '', 'the root dedup key cannot be empty; give a template such as {{site}}/{{node}}/{{cause}}')
+      .default(DEFAULT_DEDUP_TEMPLATE)
+      .describe(templateDescription),
     runbookUrl: z
       .string()
       .default('https://github.com/connwatch/connwatch/blob/main/docs/alerts.md')

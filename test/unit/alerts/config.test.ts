@@ -15,6 +15,7 @@ describe('alerts config', () => {
   it.each([
     [{ dedupKey: '{{site}}/{{host}}' }, ['dedupKey'], 'unknown template variable'],
     [{ dedupKey: 'constant' }, ['dedupKey'], 'at least one variable'],
+    [{ dedupKey: '' }, ['dedupKey'], 'cannot be empty'],
     [{ pagerduty: { routingKey: 'k', dedupKey: '{{zone}}' } }, ['pagerduty', 'dedupKey'], '{{zone}}'],
     [{ pagerduty: {} }, ['pagerduty', 'routingKey'], ''],
     [{ alertmanager: { urls: ['not a url'] } }, ['alertmanager', 'urls', 0], ''],
