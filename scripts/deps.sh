@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-test}
 
-apt_packages=(dbus iproute2 nftables iputils-ping procps util-linux)
+apt_packages=(dbus systemd iproute2 nftables iputils-ping procps util-linux)
 case "$what" in
   test) apt_packages+=(prometheus prometheus-alertmanager systemd-container debootstrap) ;;
   demo) apt_packages+=(prometheus-alertmanager) ;;

@@ -199,10 +199,12 @@ export class Agent {
     });
 
     const signals = createSignals(box('signals'), config.signals);
+    const signalLog = log.child({ box: 'signals' });
     agent.#components.push({
       name: 'signals',
       start: () =>
         signals.start((event: SignalEvent) => {
+          logSignal(signalLog, event);
           // The restore sees the signal first, so its episode is open before the re-read's report arrives.
           restore.onSignal(event);
           datapath.onSignal(event);
@@ -266,6 +268,25 @@ function mainLoop(ctx: BoxContext, liveness: Liveness, heartbeat: Heartbeat): Co
       ticker.retire();
     },
   };
+}
+
+/** The signals an operator wants in the log as they happen (the netlink chatter stays at debug). */
+function logSignal(log: Logger, event: SignalEvent): void {
+  switch (event.kind) {
+    case 'NetworkdRestarted':
+    case 'CiliumRestarted':
+      log.info({ origins: event.origins, invocationId: event.invocationId }, event.kind === 'NetworkdRestarted' ? 'signal: systemd-networkd restarted' : 'signal: Cilium restarted');
+      return;
+    case 'UpgradeStarted':
+    case 'UpgradeFinished':
+      log.info({ unit: event.unit }, `signal: ${event.kind === 'UpgradeStarted' ? 'upgrade run started' : 'upgrade run finished'}`);
+      return;
+    case 'NetworkdOnBus':
+      log.info({ present: event.present }, event.present ? 'signal: networkd on the bus' : 'signal: networkd not on the bus');
+      return;
+    default:
+      log.debug({ event }, `signal: ${event.kind}`);
+  }
 }
 
 /** Writes baseline items with ip, ordered by the datapath box's plan (which needs this host's addresses). */

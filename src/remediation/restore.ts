@@ -56,6 +56,8 @@ interface Episode {
   declinedKey?: string;
   /** The missing set that could not be written yet for want of addresses; a new signal clears it. */
   heldKey?: string;
+  /** Why the last attempt could not write everything, if it could not. */
+  lastWriteFailure?: string;
 }
 
 const ADMIN_STATES_CONFIGURING = new Set(['configuring', 'configured', 'failed']);
@@ -223,7 +225,7 @@ export class RestoreRung {
       this.#note(e, `restore skipped: ${this.#deps.canWrite.reason}`);
       return this.#publish();
     }
-    const missingKey = e.missing.map((m) => itemKey(m.item)).sort().join('|');
+    const missingKey = missingKeyOf(e.missing);
     if (e.declinedKey === missingKey || e.heldKey === missingKey) return;
     const waitMs = this.#rateLimitWait();
     if (waitMs > 0) {
@@ -232,7 +234,7 @@ export class RestoreRung {
       this.#timer = setTimeout(() => this.#reconsider(), waitMs);
       return this.#publish();
     }
-    if (e.restores >= this.#cfg.maxRepeats) return this.#fighting(e);
+    if (e.restores >= this.#cfg.maxRepeats) return e.lastWriteFailure ? this.#failed(e, e.lastWriteFailure) : this.#fighting(e);
 
     const plan = await this.#deps.writer.plan(e.missing.map((m) => m.item));
     if (plan.held.length > 0) this.#note(e, `held until networkd puts addresses back: ${plan.held.map((h) => `${describeItem(h.item)} (waits for ${h.waitsFor})`).join('; ')}`);
@@ -262,6 +264,7 @@ export class RestoreRung {
     const detail = (outcome.detail ?? {}) as { added?: number; exists?: number; failed?: { item: string; reason: string }[] };
     this.#note(e, outcome.ok ? `restored ${items.length} item(s)` : `restore incomplete: ${outcome.reason}`, detail);
     this.#count(outcome.ok ? 'restored' : detail.added ? 'partial' : 'failed');
+    if (outcome.ok) e.lastWriteFailure = undefined;
     log.info({ episode: e.id, items: items.map(describeItem), outcome }, 'restore attempt finished');
     e.state = 'verifying';
     this.#publish();
@@ -291,9 +294,16 @@ export class RestoreRung {
     if (back) this.#note(e, 'every item back (re-read)');
     else if ('error' in first) this.#note(e, `verification re-read failed: ${first.error}`);
     if (!outcome.ok && !back) {
-      e.state = 'failed';
-      this.#count('failed_verify');
-      this.#deps.alerter?.raise(this.#alert(e, 'RestoreFailed', 'critical', `restore failed on ${this.#deps.node}: ${outcome.reason}`));
+      // Often transient mid-flush (a gateway whose address networkd has not put back yet): try
+      // again after the next signal or a quiet period; the repeat cap turns a lasting failure into RestoreFailed.
+      e.lastWriteFailure = outcome.reason;
+      if (e.state === 'waiting' && 'missing' in first) {
+        e.heldKey = missingKeyOf(first.missing);
+        this.#timer = setTimeout(() => {
+          e.heldKey = undefined;
+          this.#reconsider();
+        }, this.#cfg.quietPeriodMs);
+      }
       return this.#publish();
     }
     // Missing again: the re-read's report has already reached onReport, which queued a bounded repeat.
@@ -332,6 +342,14 @@ export class RestoreRung {
     );
   }
 
+  #failed(e: Episode, reason: string): void {
+    e.state = 'failed';
+    this.#count('failed');
+    this.#note(e, `restore failed after ${e.restores} attempt(s): ${reason}`);
+    this.#deps.alerter?.raise(this.#alert(e, 'RestoreFailed', 'critical', `restore failed on ${this.#deps.node}: ${reason}`));
+    this.#publish();
+  }
+
   #fighting(e: Episode): void {
     e.state = 'fighting';
     this.#count('fighting');
@@ -352,7 +370,7 @@ export class RestoreRung {
   }
 
   #notRepaired(report: DamageReport): void {
-    const key = report.missing.map((m) => itemKey(m.item)).sort().join('|');
+    const key = missingKeyOf(report.missing);
     const e = this.#episode && this.#episode.state !== 'fighting' ? this.#episode : this.#open(`damage without networkd activity (${report.trigger})`, this.#deps.clock.monotonic(), this.#deps.clock.now());
     if (e.declinedKey === key && e.state === 'not-repaired') return;
     e.state = 'not-repaired';
@@ -373,7 +391,9 @@ export class RestoreRung {
 
   #note(e: Episode, what: string, detail?: unknown): void {
     const { clock } = this.#deps;
-    e.timeline.push({ wallAt: clock.now(), sinceTriggerMs: clock.monotonic() - e.triggerAt, what, ...(detail === undefined ? {} : { detail }) });
+    const entry = { wallAt: clock.now(), sinceTriggerMs: Math.round((clock.monotonic() - e.triggerAt) * 10) / 10, what, ...(detail === undefined ? {} : { detail }) };
+    e.timeline.push(entry);
+    this.#deps.log.info({ episode: e.id, sinceTriggerMs: entry.sinceTriggerMs, ...(detail === undefined ? {} : { detail }) }, `restore: ${what}`);
     if (e.timeline.length > TIMELINE_MAX) e.timeline.splice(1, e.timeline.length - TIMELINE_MAX);
   }
 
@@ -400,3 +420,6 @@ export class RestoreRung {
   }
 }
 
+function missingKeyOf(missing: readonly MissingItem[]): string {
+  return missing.map((m) => itemKey(m.item)).sort().join('|');
+}

@@ -25,18 +25,23 @@ const missing: MissingItem[] = [
   { item: onLink, severity: 'critical', profile: 'cilium' },
 ];
 
-function harness(opts: { settings?: Partial<ActionSettings>; kill?: boolean; canWrite?: boolean; removedAgainTimes?: number } = {}) {
+function harness(opts: { settings?: Partial<ActionSettings>; kill?: boolean; canWrite?: boolean; removedAgainTimes?: number; failWrites?: number } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'cw-restore-'));
   const metrics = new Registry();
   const written: DatapathItem[] = [];
   const alerts: { raised: Omit<Alert, 'status' | 'createdAt'>[]; resolved: string[] } = { raised: [], resolved: [] };
-  let present = false;
+  const present = new Set<DatapathItem>();
   let removedAgain = opts.removedAgainTimes ?? 0;
+  let failWrites = opts.failWrites ?? 0;
   const writer: ItemWriter = {
     plan: async (items) => planRestore(items, []),
     add: async (item) => {
+      if (item === viaGw && failWrites > 0) {
+        failWrites--;
+        return { ok: false, reason: 'Nexthop has invalid gateway' };
+      }
       written.push(item);
-      present = true;
+      present.add(item);
       return { ok: true, result: 'added' };
     },
   };
@@ -53,16 +58,16 @@ function harness(opts: { settings?: Partial<ActionSettings>; kill?: boolean; can
   });
   const statuses: unknown[] = [];
   const cfg = restoreConfig.parse({ quietPeriodMs: 30, verifyStableMs: 40, maxRepeats: 3 });
-  const report = (trigger: string, coincided = true): DamageReport => ({ at: clock.monotonic(), missing: present ? [] : missing, coincidedWithNetworkd: coincided, trigger });
+  const report = (trigger: string, coincided = true): DamageReport => ({ at: clock.monotonic(), missing: missing.filter((m) => !present.has(m.item)), coincidedWithNetworkd: coincided, trigger });
   const rung: RestoreRung = new RestoreRung(
     {
       gate,
       writer,
       damage: {
         check: async (trigger) => {
-          if (present && removedAgain > 0) {
+          if (present.size > 0 && removedAgain > 0) {
             removedAgain--;
-            present = false;
+            present.clear();
           }
           const r = report(trigger);
           rung.onReport(r);
@@ -152,6 +157,22 @@ describe('restore rung', () => {
     h.rung.onReport(h.report('netlink'));
     await vi.waitFor(() => expect(h.state().last?.state).toBe('restored'));
     expect(h.written.length).toBe(8);
+  });
+
+  it('retries a write that failed mid-flush without paging, then verifies', async () => {
+    h = harness({ failWrites: 1 });
+    h.rung.onReport(h.report('netlink'));
+    await vi.waitFor(() => expect(h.state().last?.state).toBe('restored'));
+    expect(h.written.filter((i) => i === viaGw)).toHaveLength(1);
+    expect(h.alerts.raised).toEqual([]);
+  });
+
+  it('pages RestoreFailed (not "fighting") when writes keep failing', async () => {
+    h = harness({ failWrites: 100 });
+    h.rung.onReport(h.report('netlink'));
+    await vi.waitFor(() => expect(h.state().current?.state).toBe('failed'));
+    expect(h.alerts.raised.map((a) => a.cause)).toEqual(['RestoreFailed']);
+    expect(h.alerts.raised[0]!.summary).toContain('Nexthop has invalid gateway');
   });
 
   it('without CAP_NET_ADMIN skips the rung and says why', async () => {
