@@ -68,6 +68,9 @@ export class DatapathMonitor {
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #metrics: { missing: Gauge<'severity'>; members: Gauge; reads: Counter<'result'>; changes: Counter<'change'> };
   #running: Promise<void> | undefined;
+  #learning: Promise<void> | undefined;
+  #learnAgain: string | undefined;
+  #graceTimersPending = false;
   #queued: string | undefined;
   #queuedWaiters: (() => void)[] = [];
   #lastReport: DatapathDamageReport | undefined;
@@ -122,6 +125,7 @@ export class DatapathMonitor {
     this.#timers.clear();
     this.#abort.abort();
     await this.#running?.catch(() => undefined);
+    await this.#learning?.catch(() => undefined);
     for (const resolve of this.#queuedWaiters.splice(0)) resolve();
   }
 
@@ -168,14 +172,24 @@ export class DatapathMonitor {
     return this.#core.members();
   }
 
-  /** Re-reads now (coalesced with one in flight); resolves when a read that started after this call has finished. */
+  /**
+   * Re-reads now (coalesced with one in flight). Resolves when a read that started after this
+   * call has been assessed and published, and, for a call that ran its own read, when the
+   * learning step it asked for is done too.
+   */
   refresh(trigger: string): Promise<void> {
     if (this.#stopped) return Promise.resolve();
     if (this.#running) {
       this.#queued ??= trigger;
       return new Promise((resolve) => this.#queuedWaiters.push(resolve));
     }
-    this.#running = this.#pass(trigger).finally(() => {
+    const pass = this.#pass(trigger);
+    this.#running = pass.then(
+      () => undefined,
+      () => undefined,
+    );
+    // The pass hands back its learning step wrapped, so that waiting for the read never waits for the CNI.
+    void this.#running.finally(() => {
       this.#running = undefined;
       const next = this.#queued;
       const waiters = this.#queuedWaiters.splice(0);
@@ -183,10 +197,11 @@ export class DatapathMonitor {
       if (next === undefined) return;
       void this.refresh(next).then(() => waiters.forEach((resolve) => resolve()));
     });
-    return this.#running;
+    return pass.then((scheduled) => scheduled?.learning);
   }
 
-  async #pass(trigger: string): Promise<void> {
+  /** Reads, assesses and publishes; returns the learning step it scheduled (not awaited: the CNI's API may hang). */
+  async #pass(trigger: string): Promise<{ learning: Promise<void> } | undefined> {
     const read = await readDatapath(this.#run, () => this.#ctx.clock.monotonic(), this.#abort.signal);
     if (this.#stopped) return;
     if (!read.ok) {
@@ -201,16 +216,66 @@ export class DatapathMonitor {
     this.#lastSnapshot = read.snapshot;
     const report = this.#core.assess(read.snapshot, trigger, read.snapshot.at);
     this.#publishReport(report);
+    if (report.withheld.length > 0) this.#scheduleGraceChecks();
     const wantsEvidence = trigger === 'start' || trigger === 'steady' || report.withheld.length > 0 || report.missing.some((entry) => entry.pod);
-    if (!wantsEvidence) return;
-    const evidence = await this.#gatherEvidence();
+    return wantsEvidence ? { learning: this.#learnSoon(trigger) } : undefined;
+  }
+
+  /**
+   * Pod items held back as likely churn: ask the endpoint list again halfway through the grace
+   * period (the pod has usually left it by then), and re-read when the grace ends.
+   */
+  #scheduleGraceChecks(): void {
+    if (this.#graceTimersPending) return;
+    this.#graceTimersPending = true;
+    const grace = this.#config.learn.perPodGraceMs;
+    this.#after(grace / 2, () => void this.#learnSoon('pod-grace'));
+    this.#after(grace + 50, () => {
+      this.#graceTimersPending = false;
+      void this.refresh('pod-grace');
+    });
+  }
+
+  #after(delayMs: number, action: () => void): void {
     if (this.#stopped) return;
-    const outcome = this.#core.learn(read.snapshot, evidence, this.#ctx.clock.monotonic(), this.#ctx.clock.now());
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      action();
+    }, delayMs);
+    timer.unref?.();
+    this.#timers.add(timer);
+  }
+
+  /**
+   * Asks the CNI and learns from the latest snapshot, outside the read path: reads and damage
+   * reports never wait for the CNI's API. One at a time; a request during one runs once more after.
+   */
+  #learnSoon(trigger: string): Promise<void> {
+    if (this.#learning) {
+      this.#learnAgain = trigger;
+      return this.#learning;
+    }
+    this.#learning = this.#learnStep(trigger)
+      .catch((err: unknown) => this.#ctx.log.error({ err }, 'baseline learning step failed'))
+      .finally(() => {
+        this.#learning = undefined;
+        const again = this.#learnAgain;
+        this.#learnAgain = undefined;
+        if (again !== undefined && !this.#stopped) void this.#learnSoon(again);
+      });
+    return this.#learning;
+  }
+
+  async #learnStep(trigger: string): Promise<void> {
+    const evidence = await this.#gatherEvidence();
+    const snapshot = this.#lastSnapshot;
+    if (this.#stopped || !snapshot) return;
+    const outcome = this.#core.learn(snapshot, evidence, this.#ctx.clock.monotonic(), this.#ctx.clock.now());
     this.#lastLearn = { ...outcome, at: this.#ctx.clock.monotonic() };
     if (outcome.added.length > 0 || outcome.dropped.length > 0) {
       this.#logLearning(outcome);
       await this.#save();
-      this.#publishReport(this.#core.assess(read.snapshot, trigger, read.snapshot.at));
+      this.#publishReport(this.#core.assess(snapshot, trigger, snapshot.at));
     } else {
       this.#publishStatus();
     }
@@ -326,23 +391,10 @@ export class DatapathMonitor {
   }
 
   #scheduleSteady(): void {
-    if (this.#stopped) return;
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      void this.refresh('steady').finally(() => this.#scheduleSteady());
-    }, this.#config.steadyIntervalMs);
-    timer.unref?.();
-    this.#timers.add(timer);
+    this.#after(this.#config.steadyIntervalMs, () => void this.refresh('steady').finally(() => this.#scheduleSteady()));
   }
 
   #scheduleFollowUps(trigger: string): void {
-    for (const delay of this.#config.followUpMs) {
-      const timer = setTimeout(() => {
-        this.#timers.delete(timer);
-        void this.refresh(`${trigger}+${delay}ms`);
-      }, delay);
-      timer.unref?.();
-      this.#timers.add(timer);
-    }
+    for (const delay of this.#config.followUpMs) this.#after(delay, () => void this.refresh(`${trigger}+${delay}ms`));
   }
 }

@@ -24,7 +24,10 @@ export const ruleMatcherSchema = z.strictObject({
   priorities: z.array(z.number().int().min(0)).optional().describe('Rule priorities (prefs); any of them.'),
   tables: z.array(tableSelector).optional().describe('Tables the rule looks up; any of them.'),
   fwmark: z
-    .strictObject({ value: z.number().int().min(0), mask: z.number().int().min(0) })
+    .strictObject({
+      value: z.number().int().min(0).describe('The fwmark value (e.g. 512 for 0x200).'),
+      mask: z.number().int().min(0).describe('The fwmark mask (e.g. 3840 for 0xf00).'),
+    })
     .optional()
     .describe('Exact fwmark value and mask.'),
   actions: z.array(z.enum(['lookup', 'blackhole', 'unreachable', 'prohibit', 'nop'])).optional().describe('Rule actions; any of them.'),
@@ -59,12 +62,15 @@ export const routeMatcherSchema = z.strictObject({
 
 /** A rule that must exist at some priority (per family that has rules at all), learned or not. */
 export const invariantSchema = z.strictObject({
-  description: z.string().min(1),
+  description: z.string().min(1).describe('What the invariant protects, shown in damage reports.'),
   lookupTable: z.string().min(1).describe('The table some rule must look up ("local").'),
   severity,
-  families: z.array(family).optional(),
+  families: z.array(family).optional().describe('IP families checked (4, 6); both when absent.'),
   restoreAs: z
-    .strictObject({ priority: z.number().int().min(0), protocol: z.string().min(1) })
+    .strictObject({
+      priority: z.number().int().min(0).describe('Priority of the rule reported as missing.'),
+      protocol: z.string().min(1).describe('Protocol of the rule reported as missing.'),
+    })
     .describe('The rule reported as missing when no such rule exists.'),
 });
 

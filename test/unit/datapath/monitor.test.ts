@@ -191,6 +191,26 @@ describe('DatapathMonitor', () => {
     expect(h.logs.some((line) => String(line.msg).includes('CNI restart not adopted'))).toBe(true);
   });
 
+  it("a hung CNI API never delays the damage report or the next re-read", async () => {
+    const h = harness(tempDir());
+    await h.monitor.start();
+    let release: () => void = () => undefined;
+    h.cilium.healthz = (signal?: AbortSignal) =>
+      new Promise((resolve) => {
+        release = () => resolve({ ok: false, code: 'timeout', reason: 'hung', hint: 'h' });
+        signal?.addEventListener('abort', release);
+      });
+    h.clock.advance(20_000);
+    h.setListing(flushed);
+    const seen = new Promise<DatapathDamageReport>((resolve) => h.monitor.onReport((report) => report.trigger === 'NetworkdRestarted' && resolve(report)));
+    h.monitor.onSignal(restartSignal(h.clock.monotonic()));
+    expect((await seen).missing).toHaveLength(10); // while healthz is still pending
+    const next = new Promise<DatapathDamageReport>((resolve) => h.monitor.onReport((report) => report.trigger === 'RuleRemoved' && resolve(report)));
+    void h.monitor.refresh('RuleRemoved');
+    expect((await next).missing).toHaveLength(10);
+    release();
+  });
+
   it('exposes the last snapshot and its ip runner for the restore', async () => {
     const h = harness(tempDir());
     await h.monitor.start();
