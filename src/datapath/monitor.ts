@@ -114,6 +114,7 @@ export class DatapathMonitor {
     }
     this.#socketInstance = await this.#cilium?.socketInstance();
     await this.refresh('start');
+    await this.settled();
     this.#scheduleSteady();
     return this.#lastReport;
   }
@@ -124,8 +125,7 @@ export class DatapathMonitor {
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     this.#abort.abort();
-    await this.#running?.catch(() => undefined);
-    await this.#learning?.catch(() => undefined);
+    await this.settled();
     for (const resolve of this.#queuedWaiters.splice(0)) resolve();
   }
 
@@ -174,8 +174,7 @@ export class DatapathMonitor {
 
   /**
    * Re-reads now (coalesced with one in flight). Resolves when a read that started after this
-   * call has been assessed and published, and, for a call that ran its own read, when the
-   * learning step it asked for is done too.
+   * call has been assessed and published; never waits for the CNI's API (see settled()).
    */
   refresh(trigger: string): Promise<void> {
     if (this.#stopped) return Promise.resolve();
@@ -184,11 +183,7 @@ export class DatapathMonitor {
       return new Promise((resolve) => this.#queuedWaiters.push(resolve));
     }
     const pass = this.#pass(trigger);
-    this.#running = pass.then(
-      () => undefined,
-      () => undefined,
-    );
-    // The pass hands back its learning step wrapped, so that waiting for the read never waits for the CNI.
+    this.#running = pass.catch((err: unknown) => this.#ctx.log.error({ err, trigger }, 'datapath pass failed (a bug)'));
     void this.#running.finally(() => {
       this.#running = undefined;
       const next = this.#queued;
@@ -197,11 +192,19 @@ export class DatapathMonitor {
       if (next === undefined) return;
       void this.refresh(next).then(() => waiters.forEach((resolve) => resolve()));
     });
-    return pass.then((scheduled) => scheduled?.learning);
+    return this.#running;
+  }
+
+  /** Resolves when no read and no learning step is running (tests, start-up, shutdown). */
+  async settled(): Promise<void> {
+    while (this.#running || this.#learning) {
+      await this.#running;
+      await this.#learning;
+    }
   }
 
   /** Reads, assesses and publishes; returns the learning step it scheduled (not awaited: the CNI's API may hang). */
-  async #pass(trigger: string): Promise<{ learning: Promise<void> } | undefined> {
+  async #pass(trigger: string): Promise<void> {
     const read = await readDatapath(this.#run, () => this.#ctx.clock.monotonic(), this.#abort.signal);
     if (this.#stopped) return;
     if (!read.ok) {
@@ -218,7 +221,8 @@ export class DatapathMonitor {
     this.#publishReport(report);
     if (report.withheld.length > 0) this.#scheduleGraceChecks();
     const wantsEvidence = trigger === 'start' || trigger === 'steady' || report.withheld.length > 0 || report.missing.some((entry) => entry.pod);
-    return wantsEvidence ? { learning: this.#learnSoon(trigger) } : undefined;
+    // Not awaited: the CNI's API may hang mid-incident, and reads must not wait for it.
+    if (wantsEvidence) void this.#learnSoon(trigger);
   }
 
   /**

@@ -3,6 +3,7 @@
  * protocol, EEXIST counted as success, and nothing that deletes. Numbers, not names, for tables
  * and protocols, so a host's /etc/iproute2 files cannot change what is written.
  */
+import { BlockList } from 'node:net';
 import type { AddressItem, DatapathItem, RouteItem, RuleItem } from '../types.js';
 import type { IpRunner } from './ip.js';
 import { describeItem, protocolId, tableId } from './items.js';
@@ -111,11 +112,9 @@ export function planRestore(missing: DatapathItem[], addresses: AddressItem[]): 
   const held: HeldItem[] = [];
   const ready: DatapathItem[] = [];
   for (const item of missing) {
-    if (item.kind === 'route' && item.prefsrc && !present.has(item.prefsrc.toLowerCase())) {
-      held.push({ item, waitsFor: `address ${item.prefsrc} on this host` });
-    } else {
-      ready.push(item);
-    }
+    const waitsFor = item.kind === 'route' ? routePrecondition(item, present, addresses) : undefined;
+    if (waitsFor) held.push({ item, waitsFor });
+    else ready.push(item);
   }
   const ordered = ready
     .map((item, index) => ({ item, index }))
@@ -146,4 +145,24 @@ export async function applyPlan(run: IpRunner, plan: RestorePlan, signal?: Abort
     applied.push({ item, result: await addItem(run, item, signal) });
   }
   return applied;
+}
+
+/**
+ * What a route still waits for, if anything: its preferred source as an address of this host,
+ * and for a gateway route an address on its device whose prefix covers the gateway (the kernel
+ * answers "Nexthop has invalid gateway" until networkd has re-added it). IPv6 link-local
+ * gateways need only the link.
+ */
+function routePrecondition(route: RouteItem, present: Set<string | undefined>, addresses: AddressItem[]): string | undefined {
+  if (route.prefsrc && !present.has(route.prefsrc.toLowerCase())) return `address ${route.prefsrc} on this host`;
+  if (!route.gateway || !route.dev) return undefined;
+  if (route.family === 6 && /^fe[89ab]/i.test(route.gateway)) return undefined;
+  const onLink = new BlockList();
+  const type = route.family === 4 ? 'ipv4' : 'ipv6';
+  for (const address of addresses) {
+    if (address.dev !== route.dev || address.family !== route.family) continue;
+    const [net, bits] = address.address.split('/');
+    if (net !== undefined && bits !== undefined) onLink.addSubnet(net, Number(bits), type);
+  }
+  return onLink.check(route.gateway, type) ? undefined : `an address on ${route.dev} covering gateway ${route.gateway}`;
 }

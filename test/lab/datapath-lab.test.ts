@@ -38,6 +38,7 @@ async function until<T>(monitor: DatapathMonitor, read: () => T, holds: (value: 
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     await monitor.refresh('steady');
+    await monitor.settled();
     const value = read();
     if (holds(value) || performance.now() > deadline) return value;
     await new Promise((resolve) => setTimeout(resolve, 150));
@@ -163,7 +164,9 @@ describe.skipIf(!capable).each<LabProfile>(['cilium-pre-1.14', 'cilium-1.14'])('
   it('relearning after the flush does not shrink the baseline', async () => {
     const before = sortedJson(members());
     await monitor.refresh('steady');
+    await monitor.settled();
     await monitor.refresh('steady');
+    await monitor.settled();
     expect(sortedJson(members())).toEqual(before);
   });
 

@@ -121,6 +121,7 @@ describe('DatapathMonitor', () => {
     h.setListing(flushed);
     h.monitor.onSignal(restartSignal(h.clock.monotonic()));
     await h.monitor.refresh('settle');
+    await h.monitor.settled();
     const report = h.monitor.lastReport();
     expect(report).toMatchObject({ coincidedWithNetworkd: true });
     expect(report?.missing).toHaveLength(10);
@@ -166,10 +167,12 @@ describe('DatapathMonitor', () => {
     h.cilium.instance = 'sock-2';
     h.setListing({ ...pre, rule4: without(pre.rule4, (entry) => entry.priority === 10) });
     await h.monitor.refresh('steady');
+    await h.monitor.settled();
     expect(h.monitor.baseline()).toHaveLength(20); // not settled yet: reported as damage meanwhile
     expect(h.monitor.lastReport()?.missing).toHaveLength(1);
     h.clock.advance(25_000);
     await h.monitor.refresh('steady');
+    await h.monitor.settled();
     expect(h.monitor.baseline()).toHaveLength(19);
     expect(h.monitor.lastReport()?.missing).toEqual([]);
   });
@@ -186,6 +189,7 @@ describe('DatapathMonitor', () => {
     await h.monitor.refresh('x');
     h.clock.advance(30_000);
     await h.monitor.refresh('steady');
+    await h.monitor.settled();
     expect(h.monitor.baseline()).toHaveLength(20);
     expect(h.monitor.lastReport()?.missing).toHaveLength(10);
     expect(h.logs.some((line) => String(line.msg).includes('CNI restart not adopted'))).toBe(true);
@@ -205,9 +209,9 @@ describe('DatapathMonitor', () => {
     const seen = new Promise<DatapathDamageReport>((resolve) => h.monitor.onReport((report) => report.trigger === 'NetworkdRestarted' && resolve(report)));
     h.monitor.onSignal(restartSignal(h.clock.monotonic()));
     expect((await seen).missing).toHaveLength(10); // while healthz is still pending
-    const next = new Promise<DatapathDamageReport>((resolve) => h.monitor.onReport((report) => report.trigger === 'RuleRemoved' && resolve(report)));
-    void h.monitor.refresh('RuleRemoved');
-    expect((await next).missing).toHaveLength(10);
+    await h.monitor.refresh('RuleRemoved'); // resolves while healthz still hangs
+    expect(h.monitor.lastReport()).toMatchObject({ trigger: 'RuleRemoved' });
+    expect(h.monitor.lastReport()?.missing).toHaveLength(10);
     release();
   });
 
@@ -227,12 +231,14 @@ describe('DatapathMonitor', () => {
     h.setListing({ ...pre, rule4: without(pre.rule4, podGone), rule6: without(pre.rule6, podGone), route4: without(pre.route4, podGone) });
     h.monitor.onSignal({ kind: 'RuleRemoved', at: h.clock.monotonic(), wallAt: h.clock.now(), item: { kind: 'rule', family: 4, priority: 20, action: 'lookup', table: 'main', protocol: 'unspec' } });
     await h.monitor.refresh('steady');
+    await h.monitor.settled();
     expect(h.monitor.baseline()).toHaveLength(15);
     expect(h.reports.every((report) => report.missing.length === 0)).toBe(true);
     h.cilium.pods = [{ ip4: '10.0.1.5', ip6: 'fd01::5' }];
     h.setListing(pre);
     h.clock.advance(1_000);
     await h.monitor.refresh('steady');
+    await h.monitor.settled();
     expect(h.monitor.baseline()).toHaveLength(20);
   });
 
@@ -253,6 +259,7 @@ describe('DatapathMonitor', () => {
     await h.monitor.start();
     const all = [h.monitor.refresh('a'), h.monitor.refresh('b'), h.monitor.refresh('c')];
     await Promise.all(all);
+    await h.monitor.settled();
     await h.monitor.stop();
     await h.monitor.refresh('after stop');
     // 'start' twice: the report is published again after learning changed the baseline; 'c' joined 'b'.
