@@ -18,7 +18,7 @@ import { run } from './run.js';
 import { installItems, installProfile, podRoutes, podRules, removeItems } from './cni.js';
 import type { IpRunner } from './iproute.js';
 import { readState, type LabState, type PodState } from './state.js';
-import { podLink } from './topology.js';
+import { NODE_POD_NET, PEER_IP4, PEER_IP6, PEER_POD_NET, podLink } from './topology.js';
 
 const ip: IpRunner = (args) => run(['ip', ...args]);
 
@@ -58,7 +58,15 @@ function statusResponse(state: LabState): unknown {
     kvstore: { state: 'Disabled', msg: 'Disabled' },
     'container-runtime': ok('lab'),
     kubernetes: { state: 'Ok', msg: '1.30 (lab)', 'k8s-api-versions': ['v1::Node', 'v1::Pods'] },
-    cluster: { ciliumHealth: ok('Health check in lab'), self: `default/${state.netns.node}`, nodes: [] },
+    // ClusterStatus.nodes: NodeElement{name, primary-address: NodeAddressing{ipv4, ipv6: {enabled, ip, alloc-range}}}.
+    cluster: {
+      ciliumHealth: ok('Health check in lab'),
+      self: `default/${state.netns.node}`,
+      nodes: [
+        { name: `default/${state.netns.node}`, 'primary-address': { ipv4: { enabled: true, ip: '10.77.0.1', 'alloc-range': NODE_POD_NET.cidr4 }, ipv6: { enabled: true, ip: 'fd77::1', 'alloc-range': NODE_POD_NET.cidr6 } } },
+        { name: `default/${state.netns.peer}`, 'primary-address': { ipv4: { enabled: true, ip: PEER_IP4, 'alloc-range': PEER_POD_NET.cidr4 }, ipv6: { enabled: true, ip: PEER_IP6, 'alloc-range': PEER_POD_NET.cidr6 } } },
+      ],
+    },
     'host-routing': { mode: 'Legacy' },
     ipam: { status: 'lab', ipv4: [], ipv6: [] },
     stale: {},

@@ -293,21 +293,21 @@ export class RestoreRung {
     const back = !('error' in first) && first.missing.length === 0;
     if (back) this.#note(e, 'every item back (re-read)');
     else if ('error' in first) this.#note(e, `verification re-read failed: ${first.error}`);
-    if (!outcome.ok && !back) {
-      // Often transient mid-flush (a gateway whose address networkd has not put back yet): try
-      // again after the next signal or a quiet period; the repeat cap turns a lasting failure into RestoreFailed.
-      e.lastWriteFailure = outcome.reason;
-      if (e.state === 'waiting' && 'missing' in first) {
-        e.heldKey = missingKeyOf(first.missing);
-        this.#timer = setTimeout(() => {
-          e.heldKey = undefined;
-          this.#reconsider();
-        }, this.#cfg.quietPeriodMs);
+    if (!back) {
+      // Not all back: a write failed (often transient mid-flush: a gateway whose address networkd
+      // has not put back yet), networkd removed items again, or the re-read failed. Try again after
+      // the next signal or a quiet period; the repeat cap turns a lasting failure into a page.
+      if (!outcome.ok) {
+        e.lastWriteFailure = outcome.reason;
+        e.heldKey = missingKeyOf(e.missing);
       }
+      if (e.state === 'verifying') e.state = 'waiting';
+      this.#timer = setTimeout(() => {
+        e.heldKey = undefined;
+        this.#reconsider();
+      }, this.#cfg.quietPeriodMs);
       return this.#publish();
     }
-    // Missing again: the re-read's report has already reached onReport, which queued a bounded repeat.
-    if (!back && !('error' in first)) return;
     this.#timer = setTimeout(() => this.#schedule(() => this.#verifyStable(e)), this.#cfg.verifyStableMs);
   }
 

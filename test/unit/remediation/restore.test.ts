@@ -34,7 +34,7 @@ function harness(opts: { settings?: Partial<ActionSettings>; kill?: boolean; can
   let removedAgain = opts.removedAgainTimes ?? 0;
   let failWrites = opts.failWrites ?? 0;
   const writer: ItemWriter = {
-    plan: async (items) => planRestore(items, []),
+    plan: async (items) => planRestore(items, [{ family: 4, dev: 'v0', address: '10.9.0.1/24' }]),
     add: async (item) => {
       if (item === viaGw && failWrites > 0) {
         failWrites--;
