@@ -33,7 +33,7 @@ export interface DatapathMonitorOptions {
 export type ReportListener = (report: DatapathDamageReport) => void;
 
 /** Which signals mean networkd is at work (and so may be removing foreign rules and routes). */
-function isNetworkdActivity(event: SignalEvent): boolean {
+export function isNetworkdActivity(event: SignalEvent): boolean {
   switch (event.kind) {
     case 'NetworkdRestarted':
     case 'AddressRemoved':
@@ -49,7 +49,7 @@ function isNetworkdActivity(event: SignalEvent): boolean {
 }
 
 /** Which signals call for an immediate re-read. */
-function isTrigger(event: SignalEvent): boolean {
+export function isTrigger(event: SignalEvent): boolean {
   return event.kind !== 'BusConnection' && event.kind !== 'UpgradeStarted';
 }
 

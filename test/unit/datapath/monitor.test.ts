@@ -9,7 +9,7 @@ import type { CiliumApi, CiliumEndpoint, CiliumHealth, CiliumResult } from '../.
 import type { DatapathDamageReport } from '../../../src/datapath/baseline.js';
 import { datapathConfig } from '../../../src/datapath/config.js';
 import { describeItem } from '../../../src/datapath/items.js';
-import { DatapathMonitor } from '../../../src/datapath/monitor.js';
+import { DatapathMonitor, isNetworkdActivity, isTrigger } from '../../../src/datapath/monitor.js';
 import { ciliumProfile } from '../../../src/datapath/profiles.js';
 import type { SignalEvent } from '../../../src/types.js';
 import { FakeClock, fakeIp, fixtureListing, without, type Listing } from './helpers.js';
@@ -264,5 +264,28 @@ describe('DatapathMonitor', () => {
     await h.monitor.refresh('after stop');
     // 'start' twice: the report is published again after learning changed the baseline; 'c' joined 'b'.
     expect(h.reports.map((report) => report.trigger)).toEqual(['start', 'start', 'a', 'b']);
+  });
+});
+
+describe('which signals are networkd activity and which re-read', () => {
+  const at = 1;
+  const wallAt = 1;
+  const rule = { kind: 'rule' as const, family: 4 as const, priority: 9, action: 'lookup' as const, table: '2004', protocol: 'unspec' };
+  it.each<[SignalEvent, boolean, boolean]>([
+    [{ kind: 'NetworkdRestarted', at, wallAt, origins: ['network1'] }, true, true],
+    [{ kind: 'AddressRemoved', at, wallAt, item: { family: 4, dev: 'eth0', address: '10.0.0.1/24' } }, true, true],
+    [{ kind: 'AddressAdded', at, wallAt, item: { family: 4, dev: 'eth0', address: '10.0.0.1/24' } }, true, true],
+    [{ kind: 'LinkStateChanged', at, wallAt, ifindex: 2, administrativeState: 'configuring' }, true, true],
+    [{ kind: 'LinkStateChanged', at, wallAt, ifindex: 2, administrativeState: 'configured' }, false, true],
+    [{ kind: 'LinkStateChanged', at, wallAt, ifindex: 2, operationalState: 'routable' }, false, true],
+    [{ kind: 'NetworkdOnBus', at, wallAt, present: true }, true, true],
+    [{ kind: 'NetworkdOnBus', at, wallAt, present: false }, false, true],
+    [{ kind: 'RuleRemoved', at, wallAt, item: rule }, false, true],
+    [{ kind: 'CiliumRestarted', at, wallAt, origins: ['systemd1'] }, false, true],
+    [{ kind: 'UpgradeStarted', at, wallAt, unit: 'apt-daily-upgrade.service' }, false, false],
+    [{ kind: 'BusConnection', at, wallAt, connected: false }, false, false],
+  ])('%o: activity %s, re-read %s', (event, activity, trigger) => {
+    expect(isNetworkdActivity(event)).toBe(activity);
+    expect(isTrigger(event)).toBe(trigger);
   });
 });
