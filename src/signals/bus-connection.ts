@@ -119,7 +119,7 @@ export class ReconnectingBus {
     const signal = this.#abort.signal;
     let attempt = 0;
     while (!signal.aborted) {
-      const lastedMs = await this.#connectAndServe();
+      const lastedMs = await this.#connectAndServe(firstAttempt);
       firstAttempt();
       if (signal.aborted) break;
       if (lastedMs !== undefined && lastedMs >= this.#opts.reconnect.maxMs) attempt = 0;
@@ -131,7 +131,7 @@ export class ReconnectingBus {
   }
 
   /** One connection's life. Returns how long it was up (undefined when it never came up). */
-  async #connectAndServe(): Promise<number | undefined> {
+  async #connectAndServe(attempted: () => void): Promise<number | undefined> {
     const { log, address } = this.#opts;
     const opened = await this.#open();
     if (!opened.ok) {
@@ -139,7 +139,7 @@ export class ReconnectingBus {
       log.debug({ address, reason: opened.reason }, 'signals: system bus not reachable');
       return undefined;
     }
-    const session = this.#session(opened.bus);
+    const session = this.#session(opened.bus, opened.closed);
     const ready = await this.#prepare(opened.bus, session);
     if (!ready.ok) {
       this.#lastError = ready.reason;
@@ -150,6 +150,7 @@ export class ReconnectingBus {
     const upAt = Date.now();
     this.#setConnected(true);
     log.info({ address, uniqueName: session.uniqueName }, 'signals: connected to the system bus');
+    attempted();
     const why = await Promise.race([opened.closed, abortPromise(this.#abort.signal)]);
     this.#lastError = why;
     this.#closeBus();
@@ -223,16 +224,22 @@ export class ReconnectingBus {
         if (!added.ok) return { ok: false, reason: `AddMatch ${rule}: ${added.reason}` };
       }
     }
+    // Connected from here on: BusConnection goes out before what the watchers learn.
+    this.#setConnected(true);
     for (const w of watchers) await w.connected(session);
     return { ok: true };
   }
 
-  #session(bus: MessageBus): BusSession {
+  #session(bus: MessageBus, closed: Promise<string>): BusSession {
     const timeoutMs = this.#opts.callTimeoutMs;
+    // A call pending when the connection closes (or we stop) fails at once instead of at its timeout.
+    const gone = Promise.race([closed, abortPromise(this.#abort.signal)]).then(
+      (reason): CallResult => ({ ok: false, reason: `connection closed: ${reason}` }),
+    );
     return {
       address: this.#opts.address,
       uniqueName: (bus as unknown as { name: string | null }).name ?? '',
-      call: (request) => callWithTimeout(bus, request, timeoutMs),
+      call: (request) => callWithTimeout(bus, request, timeoutMs, gone),
     };
   }
 
@@ -249,7 +256,7 @@ export class ReconnectingBus {
   }
 }
 
-async function callWithTimeout(bus: MessageBus, request: CallRequest, timeoutMs: number): Promise<CallResult> {
+async function callWithTimeout(bus: MessageBus, request: CallRequest, timeoutMs: number, gone: Promise<CallResult>): Promise<CallResult> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<CallResult>((resolve) => {
     timer = setTimeout(() => resolve({ ok: false, reason: `no reply to ${request.member} within ${timeoutMs} ms` }), timeoutMs);
@@ -264,7 +271,7 @@ async function callWithTimeout(bus: MessageBus, request: CallRequest, timeoutMs:
     }
   })();
   try {
-    return await Promise.race([call, timeout]);
+    return await Promise.race([call, timeout, gone]);
   } finally {
     clearTimeout(timer);
   }

@@ -74,6 +74,7 @@ export class SignalHub implements SignalSource {
       const merged = this.#merger.merge(event);
       if ('joined' in merged) {
         this.#ctx.log.debug({ kind: event.kind, origins: merged.joined.origins }, 'signals: restart report merged into a known restart');
+        this.#publish();
         return;
       }
       out = merged.event;
