@@ -104,15 +104,20 @@ function sortKey(item: DatapathItem): number {
 
 /**
  * Orders missing items by dependency: addresses present → on-link routes → gateway routes →
- * rules. A route whose preferred source is not an address on this host is held: the kernel
- * refuses it until networkd has put the address back.
+ * rules. A route whose preferred source is not an address on this host, or whose gateway no
+ * address or on-link route (live, given as `liveRoutes`, or in this plan) of its device covers,
+ * is held: the kernel refuses it until networkd has put the address back.
  */
-export function planRestore(missing: DatapathItem[], addresses: AddressItem[]): RestorePlan {
+export function planRestore(missing: DatapathItem[], addresses: AddressItem[], liveRoutes: RouteItem[] = []): RestorePlan {
   const present = new Set(addresses.map((address) => address.address.split('/')[0]?.toLowerCase()));
+  // On-link routes (live, or restored earlier in this plan) also make a gateway reachable.
+  const onLinkRoutes = [...liveRoutes, ...missing.filter((item): item is RouteItem => item.kind === 'route')].filter(
+    (route) => !route.gateway && route.dev !== undefined && route.type === 'unicast' && route.dst !== 'default',
+  );
   const held: HeldItem[] = [];
   const ready: DatapathItem[] = [];
   for (const item of missing) {
-    const waitsFor = item.kind === 'route' ? routePrecondition(item, present, addresses) : undefined;
+    const waitsFor = item.kind === 'route' ? routePrecondition(item, present, addresses, onLinkRoutes) : undefined;
     if (waitsFor) held.push({ item, waitsFor });
     else ready.push(item);
   }
@@ -153,7 +158,7 @@ export async function applyPlan(run: IpRunner, plan: RestorePlan, signal?: Abort
  * answers "Nexthop has invalid gateway" until networkd has re-added it). IPv6 link-local
  * gateways need only the link.
  */
-function routePrecondition(route: RouteItem, present: Set<string | undefined>, addresses: AddressItem[]): string | undefined {
+function routePrecondition(route: RouteItem, present: Set<string | undefined>, addresses: AddressItem[], onLinkRoutes: RouteItem[]): string | undefined {
   if (route.prefsrc && !present.has(route.prefsrc.toLowerCase())) return `address ${route.prefsrc} on this host`;
   if (!route.gateway || !route.dev) return undefined;
   if (route.family === 6 && /^fe[89ab]/i.test(route.gateway)) return undefined;
@@ -162,6 +167,11 @@ function routePrecondition(route: RouteItem, present: Set<string | undefined>, a
   for (const address of addresses) {
     if (address.dev !== route.dev || address.family !== route.family) continue;
     const [net, bits] = address.address.split('/');
+    if (net !== undefined && bits !== undefined) onLink.addSubnet(net, Number(bits), type);
+  }
+  for (const candidate of onLinkRoutes) {
+    if (candidate.dev !== route.dev || candidate.family !== route.family || candidate.table !== route.table) continue;
+    const [net, bits] = candidate.dst.split('/');
     if (net !== undefined && bits !== undefined) onLink.addSubnet(net, Number(bits), type);
   }
   return onLink.check(route.gateway, type) ? undefined : `an address on ${route.dev} covering gateway ${route.gateway}`;

@@ -26,4 +26,11 @@ describe('planRestore: gateway reachability', () => {
     expect(planRestore([viaGlobal6, viaLinkLocal], []).held.map((h) => h.item)).toEqual([viaGlobal6]);
     expect(planRestore([viaGlobal6, viaLinkLocal], [eth1v6]).ordered).toEqual([viaGlobal6, viaLinkLocal]);
   });
+
+  it('counts an on-link route to the gateway (restored first in the same plan, or live) as cover', () => {
+    const hostRoute: RouteItem = { kind: 'route', family: 4, table: '11', type: 'unicast', dst: '10.77.1.2/32', dev: 'eth1', scope: 'link', protocol: 'boot' };
+    expect(planRestore([viaEni, hostRoute], [eth0v4])).toEqual({ ordered: [hostRoute, viaEni], held: [] });
+    expect(planRestore([viaEni], [eth0v4], [hostRoute]).ordered).toEqual([viaEni]);
+    expect(planRestore([viaEni], [eth0v4], [{ ...hostRoute, table: 'main' }]).held).toHaveLength(1);
+  });
 });
