@@ -77,6 +77,16 @@ export class NetlinkSignalSource implements SignalSource {
     this.#loops = [];
   }
 
+  /** PIDs of the running monitor processes, by family (diagnostics and tests). */
+  monitorPids(): Partial<Record<Family, number>> {
+    return Object.fromEntries(this.#states.filter((s) => s.pid !== undefined).map((s) => [s.family, s.pid]));
+  }
+
+  /** How many times each family's monitor was restarted. */
+  restarts(): Partial<Record<Family, number>> {
+    return Object.fromEntries(this.#states.map((s) => [s.family, s.restarts]));
+  }
+
   status(): SourceStatus {
     const down = this.#states.filter((s) => !s.running);
     const argv = (f: Family): string => monitorArgv(this.#cfg.ipCommand, f).join(' ');
