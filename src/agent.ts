@@ -9,7 +9,8 @@ import { parseAddresses } from './datapath/ipjson.js';
 import { describeItem } from './datapath/items.js';
 import { DatapathMonitor } from './datapath/monitor.js';
 import { resolveProfiles } from './datapath/profiles.js';
-import { addItem, planRestore } from './datapath/writer.js';
+import { addItemsBatch } from './datapath/batch.js';
+import { planRestore } from './datapath/writer.js';
 import { Gate } from './remediation/gate.js';
 import { FileJournal } from './remediation/journal.js';
 import { RestoreRung, type DamageCheck, type ItemWriter } from './remediation/restore.js';
@@ -168,7 +169,7 @@ export class Agent {
     const restore = new RestoreRung(
       {
         gate,
-        writer: ipWriter(ip),
+        writer: ipWriter(ip, datapath, config.datapath.ip),
         damage: damageCheck(datapath),
         clock,
         log: log.child({ box: 'restore' }),
@@ -289,18 +290,18 @@ function logSignal(log: Logger, event: SignalEvent): void {
   }
 }
 
-/** Writes baseline items with ip, ordered by the datapath box's plan (which needs this host's addresses). */
-function ipWriter(ip: IpRunner): ItemWriter {
+/**
+ * Writes baseline items back with one `ip -force -batch` process, ordered by the datapath box's
+ * plan (which needs this host's addresses now, and the live routes that cover gateways).
+ */
+function ipWriter(ip: IpRunner, datapath: DatapathMonitor, ipConfig: { argv: string[]; timeoutMs: number }): ItemWriter {
   return {
     plan: async (items) => {
       const listing = await ip(['-j', 'addr', 'show']);
       const addresses = listing.ok ? parseAddresses(listing.stdout) : undefined;
-      return planRestore(items, addresses?.ok ? addresses.items : []);
+      return planRestore(items, addresses?.ok ? addresses.items : (datapath.lastSnapshot()?.addresses ?? []), datapath.lastSnapshot()?.routes ?? []);
     },
-    add: async (item, signal) => {
-      const res = await addItem(ip, item, signal);
-      return res.ok ? { ok: true, result: res.result } : { ok: false, reason: `${res.reason} (${res.hint})` };
-    },
+    write: (items, signal) => addItemsBatch(ipConfig.argv, items, { timeoutMs: ipConfig.timeoutMs, signal }),
   };
 }
 

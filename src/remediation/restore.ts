@@ -10,7 +10,8 @@ import type { RestoreConfig } from './config.js';
 export interface ItemWriter {
   /** Dependency order (addresses present → on-link routes → gateway routes → rules), holding items whose address is not back yet. */
   plan(items: DatapathItem[]): Promise<RestorePlan>;
-  add(item: DatapathItem, signal: AbortSignal): Promise<{ ok: true; result: 'added' | 'exists' } | { ok: false; reason: string }>;
+  /** Adds every item in the given order (one result per item, same order); never deletes. */
+  write(items: DatapathItem[], signal: AbortSignal): Promise<({ ok: true; result: 'added' | 'exists' } | { ok: false; reason: string })[]>;
 }
 
 /** Re-reads the datapath and diffs it against the baseline; the report also goes to every other listener. */
@@ -275,13 +276,12 @@ export class RestoreRung {
     let added = 0;
     let exists = 0;
     const failed: { item: string; reason: string }[] = [];
-    for (const item of items) {
-      if (signal.aborted) break;
-      const res = await this.#deps.writer.add(item, signal);
-      if (!res.ok) failed.push({ item: describeItem(item), reason: res.reason });
+    const results = await this.#deps.writer.write(items, signal);
+    results.forEach((res, index) => {
+      if (!res.ok) failed.push({ item: describeItem(items[index]!), reason: res.reason });
       else if (res.result === 'added') added++;
       else exists++;
-    }
+    });
     const detail = { added, exists, failed };
     return failed.length === 0 ? { ok: true, detail } : { ok: false, reason: `${failed.length} item(s) could not be re-installed: ${failed.map((f) => `${f.item}: ${f.reason}`).join('; ')}`, detail };
   }

@@ -35,15 +35,16 @@ function harness(opts: { settings?: Partial<ActionSettings>; kill?: boolean; can
   let failWrites = opts.failWrites ?? 0;
   const writer: ItemWriter = {
     plan: async (items) => planRestore(items, [{ family: 4, dev: 'v0', address: '10.9.0.1/24' }]),
-    add: async (item) => {
-      if (item === viaGw && failWrites > 0) {
-        failWrites--;
-        return { ok: false, reason: 'Nexthop has invalid gateway' };
-      }
-      written.push(item);
-      present.add(item);
-      return { ok: true, result: 'added' };
-    },
+    write: async (items) =>
+      items.map((item) => {
+        if (item === viaGw && failWrites > 0) {
+          failWrites--;
+          return { ok: false, reason: 'Nexthop has invalid gateway' };
+        }
+        written.push(item);
+        present.add(item);
+        return { ok: true, result: 'added' };
+      }),
   };
   const gate = new Gate({
     controls: {

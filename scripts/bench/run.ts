@@ -1,0 +1,119 @@
+/**
+ * `npm run bench`: how fast connwatch hears and repairs the incident, measured in the lab with
+ * the real networkd. For each Cilium profile, N networkd restarts with one agent running:
+ *  - detection: networkd's new bus owner (seen by an independent observer on the lab bus) → the
+ *    agent's NetworkdRestarted event;
+ *  - restore: the last removal the kernel reported (`ip -ts monitor`) → the restore's writes done;
+ *  - probe gap: the longest interruption of a 5 ms TCP probe stream (pod, peer pod, marked
+ *    traffic, loopback) across the incident;
+ *  - restart → all back: from the restart command to the re-read showing every item back.
+ * Prints median and p95 per profile. Usage: npm run bench [-- --runs N]
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import dbus from 'dbus-next';
+import { startLab } from '../lab/index.js';
+import type { LabProfile } from '../lab/types.js';
+import { followJsonLines, probeOutages, type JsonLine } from '../demo/follow.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '10' } } });
+const RUNS = Number(values.runs);
+
+interface Sample {
+  detectionMs: number;
+  restoreMs: number;
+  gapMs: number;
+  allBackMs: number;
+}
+
+const at = (l: JsonLine) => Date.parse(String(l.time));
+
+async function benchProfile(profile: LabProfile): Promise<Sample[]> {
+  const lab = await startLab({ profile });
+  const dir = mkdtempSync(join(tmpdir(), 'cw-bench-'));
+  const stops: (() => void)[] = [];
+  try {
+    const d = lab.description;
+    const config = join(dir, 'connwatch.yaml');
+    writeFileSync(config, [`stateDir: ${join(dir, 'state')}`, 'mode: baremetal', 'log: { level: debug }', 'cilium:', `  socketPath: ${d.cilium.labSocket}`, 'datapath:', '  learn: { quietMs: 0 }', 'restore:', '  verifyStableMs: 1000', ''].join('\n'));
+    const agent = lab.spawn('node', [process.execPath, join(ROOT, 'dist/cli.js'), 'run', '--config', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    stops.push(() => agent.kill('SIGTERM'));
+    const logs = followJsonLines(agent.stdout!);
+    await logs.waitFor((l) => l.msg === 'baseline changed', 15_000, 'the baseline');
+
+    const monitor = lab.spawn('node', ['ip', '-ts', 'monitor', 'rule', 'route', 'address'], { env: { ...process.env, TZ: 'UTC' }, stdio: ['ignore', 'pipe', 'ignore'] });
+    stops.push(() => monitor.kill('SIGTERM'));
+    const deletions: number[] = [];
+    let pending = '';
+    monitor.stdout!.setEncoding('utf8');
+    monitor.stdout!.on('data', (chunk: string) => {
+      pending += chunk;
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        const m = /^\[(\S+)\] Deleted /.exec(line);
+        if (m) deletions.push(Date.parse(m[1] + 'Z'));
+      }
+    });
+
+    const owners: number[] = [];
+    const bus = dbus.sessionBus({ busAddress: d.bus.address });
+    stops.push(() => bus.disconnect());
+    await bus.call(new dbus.Message({ destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'AddMatch', signature: 's', body: ["type='signal',interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='org.freedesktop.network1'"] }));
+    bus.on('message', (msg: { member?: string; body?: unknown[] }) => {
+      if (msg.member === 'NameOwnerChanged' && msg.body?.[2]) owners.push(Date.now());
+    });
+
+    const targets = [`${d.pods.find((p) => p.node === 'node')!.ip4}:4240`, `${d.pods.find((p) => p.node === 'peer')!.ip4}:4240`, `${d.marked.addr}:${d.marked.port}`, '127.0.0.1:9820'];
+    const prober = lab.spawn('node', [process.execPath, '--import', 'tsx', join(ROOT, 'scripts/tools/probe-stream.ts'), '5', '100', ...targets], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    stops.push(() => prober.kill('SIGTERM'));
+    const probes = followJsonLines(prober.stdout!);
+    await probes.waitFor(() => targets.every((t) => probes.lines.some((p) => p.target === t && p.ok)), 10_000, 'probes to flow');
+
+    const samples: Sample[] = [];
+    for (let run = 1; run <= RUNS; run++) {
+      const t0 = Date.now();
+      await lab.restartNetworkd();
+      const verified = await logs.waitFor((l) => l.msg === 'restore: verified: every item stable for 1000 ms' && at(l) > t0, 20_000, `run ${run} to be verified`);
+      const after = (l: JsonLine) => at(l) >= t0 && at(l) <= at(verified);
+      const heard = logs.lines.find((l) => l.msg === 'signal: systemd-networkd restarted' && after(l));
+      const written = logs.lines.filter((l) => l.msg === 'restore attempt finished' && after(l));
+      const whole = logs.lines.find((l) => l.msg === 'datapath: every baseline item present' && after(l));
+      const owner = owners.find((t) => t >= t0);
+      const backAt = written.length > 0 ? at(written[written.length - 1]!) : NaN;
+      const lastRemoval = Math.max(...deletions.filter((t) => t >= t0 && t <= backAt));
+      const outages = probeOutages((probes.lines as { t: number; target: string; ok: boolean }[]).filter((p) => p.t >= t0 - 500 && p.t <= at(verified)), t0);
+      const gapMs = Math.max(0, ...Object.values(outages).map((o) => (o ? o.end - o.start : 0)));
+      const sample = { detectionMs: heard && owner ? at(heard) - owner : NaN, restoreMs: backAt - lastRemoval, gapMs, allBackMs: whole ? at(whole) - t0 : NaN };
+      samples.push(sample);
+      if (process.env.BENCH_VERBOSE) for (const l of logs.lines) if (after(l) && typeof l.msg === 'string' && /^(restore|datapath|signal:)/.test(l.msg)) process.stderr.write(`    +${at(l) - t0} ${l.msg.slice(0, 160)}\n`);
+      process.stderr.write(`  ${profile} run ${run}: detection ${sample.detectionMs} ms, restore ${sample.restoreMs.toFixed(1)} ms, probe gap ${sample.gapMs.toFixed(1)} ms, restart→all back ${sample.allBackMs} ms\n`);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    return samples;
+  } finally {
+    for (const stop of stops.reverse()) stop();
+    await new Promise((r) => setTimeout(r, 300));
+    await lab.down();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function quantile(values: number[], q: number): number {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+}
+
+const rows: string[] = [];
+for (const profile of ['cilium-pre-1.14', 'cilium-1.14'] as const) {
+  const samples = await benchProfile(profile);
+  for (const [name, key] of [['restart heard (bus owner → event)', 'detectionMs'], ['last removal → restore written', 'restoreMs'], ['longest probe gap', 'gapMs'], ['restart command → all back', 'allBackMs']] as const) {
+    const values = samples.map((s) => s[key]);
+    rows.push(`| ${profile} | ${name} | ${quantile(values, 0.5).toFixed(1)} | ${quantile(values, 0.95).toFixed(1)} | ${values.filter(Number.isFinite).length} |`);
+  }
+}
+console.log(`\n| profile | measure | median ms | p95 ms | runs |\n|---|---|---|---|---|\n${rows.join('\n')}`);
