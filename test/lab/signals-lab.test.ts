@@ -5,7 +5,9 @@
  * the systemd1 stand-in alongside a real restart → one event; bus loss survived. Also measures
  * the time from restart to event.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startLab } from '../../scripts/lab/index.js';
 import { itemKey } from '../../scripts/lab/iproute.js';
@@ -84,6 +86,41 @@ describe.skipIf(!capable)('signals in the lab (real networkd 252, pre-1.14 profi
     // networkd configures its links after each restart: link states come over the bus.
     expect(rec.of('LinkStateChanged').some((e) => e.administrativeState === 'configuring')).toBe(true);
     expect(hub!.status().detail).toContain('networkd on the bus as');
+  });
+
+  it('a running agent (`connwatch run` in the lab) counts three restarts in connwatch_networkd_restarts_total', async () => {
+    await lab.restartCilium();
+    const stateDir = mkdtempSync(join(tmpdir(), 'cw-siglab-'));
+    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
+    const port = 19_000 + Math.floor(Math.random() * 1_000);
+    let output = '';
+    const child = lab.spawn('node', [process.execPath, '--import', 'tsx', join(process.cwd(), 'src/cli.ts'), 'run', '--state-dir', stateDir, '--listen', `127.0.0.1:${port}`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    cleanups.push(async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    });
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    const scrape = async (): Promise<string> => {
+      const script = `fetch('http://127.0.0.1:${port}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t), () => process.exit(1))`;
+      const r = await lab.exec('node', [process.execPath, '-e', script], { timeoutMs: 5_000 });
+      return r.code === 0 ? r.stdout : '';
+    };
+    const restartsTotal = async (): Promise<number | undefined> => {
+      const m = /^connwatch_networkd_restarts_total (\d+)/m.exec(await scrape());
+      return m ? Number(m[1]) : undefined;
+    };
+    await until(() => output.includes('"connwatch running"'), `the agent running (${output.slice(-500)})`, 20_000);
+    await until(async () => (await restartsTotal()) === 0, 'metrics served', 10_000);
+    for (let i = 1; i <= 3; i++) {
+      await lab.restartNetworkd();
+      await until(async () => (await restartsTotal()) === i, `agent counted restart #${i}`, 10_000);
+    }
+    expect(await restartsTotal()).toBe(3);
+    expect(await scrape()).toMatch(/^connwatch_dbus_connected 1$/m);
   });
 
   it('the pre-1.14 flush: RuleRemoved/RouteRemoved name every item networkd removed, with its attributes', async () => {
