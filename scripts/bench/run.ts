@@ -38,7 +38,7 @@ async function benchProfile(profile: LabProfile): Promise<Sample[]> {
   try {
     const d = lab.description;
     const config = join(dir, 'connwatch.yaml');
-    writeFileSync(config, [`stateDir: ${join(dir, 'state')}`, 'mode: baremetal', 'log: { level: debug }', 'cilium:', `  socketPath: ${d.cilium.labSocket}`, 'datapath:', '  learn: { quietMs: 0 }', 'restore:', '  verifyStableMs: 1000', ''].join('\n'));
+    writeFileSync(config, [`stateDir: ${join(dir, 'state')}`, 'mode: baremetal', 'cilium:', `  socketPath: ${d.cilium.labSocket}`, 'datapath:', '  learn: { quietMs: 0 }', 'restore:', '  verifyStableMs: 1000', ''].join('\n'));
     const agent = lab.spawn('node', [process.execPath, join(ROOT, 'dist/cli.js'), 'run', '--config', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     stops.push(() => agent.kill('SIGTERM'));
     const logs = followJsonLines(agent.stdout!);
@@ -77,7 +77,10 @@ async function benchProfile(profile: LabProfile): Promise<Sample[]> {
     for (let run = 1; run <= RUNS; run++) {
       const t0 = Date.now();
       await lab.restartNetworkd();
-      const verified = await logs.waitFor((l) => l.msg === 'restore: verified: every item stable for 1000 ms' && at(l) > t0, 20_000, `run ${run} to be verified`);
+      const verified = await logs.waitFor((l) => l.msg === 'restore: verified: every item stable for 1000 ms' && at(l) > t0, 20_000, `run ${run} to be verified`).catch((err: unknown) => {
+        for (const l of logs.lines) if (at(l) >= t0 && typeof l.msg === 'string' && !/^signal: (Link|Rule|Route|Address)/.test(l.msg)) process.stderr.write(`    +${at(l) - t0} ${l.msg.slice(0, 300)}\n`);
+        throw err;
+      });
       const after = (l: JsonLine) => at(l) >= t0 && at(l) <= at(verified);
       const heard = logs.lines.find((l) => l.msg === 'signal: systemd-networkd restarted' && after(l));
       const written = logs.lines.filter((l) => l.msg === 'restore attempt finished' && after(l));

@@ -55,8 +55,8 @@ interface Episode {
   timeline: TimelineEntry[];
   /** The missing set a non-executed gate decision was already recorded for, so it is not resubmitted in a loop. */
   declinedKey?: string;
-  /** The missing set that could not be written yet for want of addresses; a new signal clears it. */
-  heldKey?: string;
+  /** No attempt before this monotonic time (items held for addresses, a failed write); a new signal lifts it. */
+  holdUntil?: number;
   /** Why the last attempt could not write everything, if it could not. */
   lastWriteFailure?: string;
 }
@@ -101,7 +101,7 @@ export class RestoreRung {
   /** Feeds networkd activity: restarts open an episode, links entering "configuring" mark the flush done. */
   onSignal(event: SignalEvent): void {
     if (this.#stopped) return;
-    if (this.#episode) this.#episode.heldKey = undefined;
+    if (this.#episode) this.#episode.holdUntil = undefined;
     switch (event.kind) {
       case 'NetworkdRestarted':
         this.#activity(event.at, event.wallAt, 'networkd restarted', true);
@@ -227,7 +227,12 @@ export class RestoreRung {
       return this.#publish();
     }
     const missingKey = missingKeyOf(e.missing);
-    if (e.declinedKey === missingKey || e.heldKey === missingKey) return;
+    if (e.declinedKey === missingKey) return;
+    const holdLeft = (e.holdUntil ?? 0) - this.#deps.clock.monotonic();
+    if (holdLeft > 0) {
+      this.#timer = setTimeout(() => this.#reconsider(), holdLeft);
+      return;
+    }
     const waitMs = this.#rateLimitWait();
     if (waitMs > 0) {
       this.#count('rate_limited');
@@ -241,7 +246,8 @@ export class RestoreRung {
     if (plan.held.length > 0) this.#note(e, `held until networkd puts addresses back: ${plan.held.map((h) => `${describeItem(h.item)} (waits for ${h.waitsFor})`).join('; ')}`);
     if (plan.ordered.length === 0) {
       // Nothing can be written yet; the next networkd signal (an address coming back) reconsiders.
-      e.heldKey = missingKey;
+      e.holdUntil = this.#deps.clock.monotonic() + this.#cfg.quietPeriodMs;
+      this.#timer = setTimeout(() => this.#reconsider(), this.#cfg.quietPeriodMs);
       return this.#publish();
     }
     e.state = 'restoring';
@@ -299,13 +305,10 @@ export class RestoreRung {
       // the next signal or a quiet period; the repeat cap turns a lasting failure into a page.
       if (!outcome.ok) {
         e.lastWriteFailure = outcome.reason;
-        e.heldKey = missingKeyOf(e.missing);
+        e.holdUntil = this.#deps.clock.monotonic() + this.#cfg.quietPeriodMs;
       }
       if (e.state === 'verifying') e.state = 'waiting';
-      this.#timer = setTimeout(() => {
-        e.heldKey = undefined;
-        this.#reconsider();
-      }, this.#cfg.quietPeriodMs);
+      this.#timer = setTimeout(() => this.#reconsider(), this.#cfg.quietPeriodMs);
       return this.#publish();
     }
     this.#timer = setTimeout(() => this.#schedule(() => this.#verifyStable(e)), this.#cfg.verifyStableMs);
@@ -314,7 +317,15 @@ export class RestoreRung {
   async #verifyStable(e: Episode): Promise<void> {
     if (this.#stopped || this.#episode !== e || e.state !== 'verifying') return;
     const report = await this.#deps.damage.check('restore-verify');
-    if ('error' in report || report.missing.length > 0 || this.#episode !== e) return;
+    if (this.#episode !== e) return;
+    if ('error' in report) {
+      // Never call it verified on evidence we could not gather: look again later.
+      this.#note(e, `verification re-read failed: ${report.error}; retrying`);
+      this.#timer = setTimeout(() => this.#schedule(() => this.#verifyStable(e)), this.#cfg.verifyStableMs);
+      return;
+    }
+    // Missing again: the report reached onReport, which queued a bounded repeat.
+    if (report.missing.length > 0) return;
     const targets = await this.#checkTargets();
     const failedTargets = targets.filter((t) => !t.ok);
     if (failedTargets.length > 0) {

@@ -168,6 +168,16 @@ describe('restore rung', () => {
     expect(h.alerts.raised).toEqual([]);
   });
 
+  it('regression (bench hang): a report arriving during the retry hold does not cancel the retry', async () => {
+    h = harness({ failWrites: 1 });
+    h.rung.onReport(h.report('netlink'));
+    await vi.waitFor(() => expect(h.written).toHaveLength(3));
+    h.rung.onReport(h.report('steady'));
+    h.rung.onReport(h.report('steady'));
+    await vi.waitFor(() => expect(h.state().last?.state).toBe('restored'));
+    expect(h.written.filter((i) => i === viaGw)).toHaveLength(1);
+  });
+
   it('pages RestoreFailed (not "fighting") when writes keep failing', async () => {
     h = harness({ failWrites: 100 });
     h.rung.onReport(h.report('netlink'));
