@@ -14,6 +14,8 @@ import type { SourceStatus } from '../types.js';
 import { backoffDelay, sleep } from './backoff.js';
 import type { BackoffConfig } from './config.js';
 
+const NO_AUTO_START = 0x2;
+
 /** The standard system bus address when nothing overrides it. */
 export const DEFAULT_SYSTEM_BUS_ADDRESS = 'unix:path=/run/dbus/system_bus_socket';
 
@@ -263,7 +265,8 @@ async function callWithTimeout(bus: MessageBus, request: CallRequest, timeoutMs:
   });
   const call = (async (): Promise<CallResult> => {
     try {
-      const reply = await bus.call(new dbus.Message(request as ConstructorParameters<typeof dbus.Message>[0]));
+      // NO_AUTO_START: asking after systemd1 or network1 must never make the bus try to activate them.
+      const reply = await bus.call(new dbus.Message({ ...request, flags: NO_AUTO_START } as ConstructorParameters<typeof dbus.Message>[0]));
       return { ok: true, body: reply?.body ?? [] };
     } catch (err) {
       const name = (err as { type?: unknown }).type;

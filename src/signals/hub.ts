@@ -24,14 +24,18 @@ export class SignalHub implements SignalSource {
   readonly #metrics;
   #lastNetworkd: MergedRestart | undefined;
   #lastCilium: MergedRestart | undefined;
+  readonly #statusEveryMs: number;
   #started: SignalSource[] = [];
   #emit: ((event: SignalEvent) => void) | undefined;
+  #statusTimer: NodeJS.Timeout | undefined;
+  #lastPublished = '';
 
-  constructor(ctx: BoxContext, sources: SignalSource[], opts: { mergeWindowMs: number }) {
+  constructor(ctx: BoxContext, sources: SignalSource[], opts: { mergeWindowMs: number; statusEveryMs?: number }) {
     this.#ctx = ctx;
     this.#sources = sources;
     this.#merger = new RestartMerger(opts.mergeWindowMs);
     this.#metrics = signalMetrics(ctx.metrics);
+    this.#statusEveryMs = opts.statusEveryMs ?? 1_000;
   }
 
   /** Starts every source; resolves when each is watching or degraded. */
@@ -42,10 +46,15 @@ export class SignalHub implements SignalSource {
       this.#started.push(source);
     }
     this.#publish();
+    // Some status changes have no event (a monitor died, a reconnect attempt failed): look now and then.
+    this.#statusTimer = setInterval(() => this.#publish(), this.#statusEveryMs);
+    this.#statusTimer.unref();
   }
 
   /** Stops the sources in reverse start order and waits for each. */
   async stop(): Promise<void> {
+    clearInterval(this.#statusTimer);
+    this.#statusTimer = undefined;
     for (const source of this.#started.reverse()) await source.stop();
     this.#started = [];
     this.#emit = undefined;
@@ -90,7 +99,12 @@ export class SignalHub implements SignalSource {
     this.#emit?.(out);
   }
 
+  /** Publishes the snapshot when it differs from the last one published. */
   #publish(): void {
-    this.#ctx.status.publish('signals', this.snapshot());
+    const snapshot = this.snapshot();
+    const text = JSON.stringify(snapshot);
+    if (text === this.#lastPublished) return;
+    this.#lastPublished = text;
+    this.#ctx.status.publish('signals', snapshot);
   }
 }
