@@ -105,6 +105,8 @@ export interface MissingItem {
   severity: Severity;
   /** Which CNI profile claims it ("cilium", or an operator's own). */
   profile: string;
+  /** Whether this item's own loss coincided with networkd activity (the report-level flag means "any item did"). */
+  coincidedWithNetworkd?: boolean;
 }
 
 /** The result of diffing the live datapath against the baseline. */

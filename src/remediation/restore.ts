@@ -39,7 +39,7 @@ export interface RestoreDeps {
 }
 
 /** Where one networkd episode stands. */
-export type EpisodeState = 'waiting' | 'restoring' | 'verifying' | 'restored' | 'not-repaired' | 'fighting' | 'failed' | 'ended';
+export type EpisodeState = 'waiting' | 'restoring' | 'verifying' | 'restored' | 'fighting' | 'failed' | 'ended';
 
 interface Episode {
   id: number;
@@ -85,6 +85,7 @@ export class RestoreRung {
   #busy: Promise<void> = Promise.resolve();
   #stopped = false;
   #lastOutcome: { episode: number; state: EpisodeState; timeline: TimelineEntry[] } | undefined;
+  #unrepaired: { key: string; wallAt: number; trigger: string; items: { item: string; severity: string }[] } | undefined;
 
   constructor(deps: RestoreDeps, cfg: RestoreConfig) {
     this.#deps = deps;
@@ -127,15 +128,17 @@ export class RestoreRung {
       this.#whole(report);
       return;
     }
-    if (!report.coincidedWithNetworkd) {
-      this.#notRepaired(report);
-      return;
-    }
+    // Only what networkd just removed is restored; anything else missing is reported, not repaired.
+    const repairable = report.missing.filter((m) => m.coincidedWithNetworkd ?? report.coincidedWithNetworkd);
+    const unrepairable = report.missing.filter((m) => !repairable.includes(m));
+    if (unrepairable.length > 0) this.#notRepaired(unrepairable, report.trigger);
+    else this.#unrepaired = undefined;
+    if (repairable.length === 0) return this.#publish();
     const episode = this.#episode ?? this.#open(`damage (${report.trigger})`, now, this.#deps.clock.now());
     if (episode.state === 'fighting') return;
-    episode.missing = report.missing;
+    episode.missing = repairable;
     if (episode.state !== 'restoring') episode.state = 'waiting';
-    this.#note(episode, `missing: ${report.missing.map((m) => `${describeItem(m.item)} [${m.severity}]`).join('; ')}`, { trigger: report.trigger });
+    this.#note(episode, `missing: ${repairable.map((m) => `${describeItem(m.item)} [${m.severity}]`).join('; ')}`, { trigger: report.trigger });
     this.#reconsider();
   }
 
@@ -148,6 +151,7 @@ export class RestoreRung {
       managedLinks: Object.fromEntries(this.#managedLinks),
       current: e ? { id: e.id, state: e.state, trigger: e.trigger, restores: e.restores, missing: e.missing.map((m) => ({ item: describeItem(m.item), severity: m.severity })), timeline: e.timeline } : null,
       last: this.#lastOutcome ?? null,
+      notRepaired: this.#unrepaired ? { since: new Date(this.#unrepaired.wallAt).toISOString(), trigger: this.#unrepaired.trigger, items: this.#unrepaired.items } : null,
     };
   }
 
@@ -372,24 +376,23 @@ export class RestoreRung {
   }
 
   #whole(report: DamageReport): void {
+    this.#unrepaired = undefined;
     const e = this.#episode;
-    if (!e) return;
+    if (!e) return this.#publish();
     if (e.state === 'waiting' && e.missing.length > 0) this.#note(e, `items back without a restore (${report.trigger})`);
     if (e.state === 'waiting') e.missing = [];
-    if (e.state === 'not-repaired') this.#close('ended');
     this.#publish();
   }
 
-  #notRepaired(report: DamageReport): void {
-    const key = missingKeyOf(report.missing);
-    const e = this.#episode && this.#episode.state !== 'fighting' ? this.#episode : this.#open(`damage without networkd activity (${report.trigger})`, this.#deps.clock.monotonic(), this.#deps.clock.now());
-    if (e.declinedKey === key && e.state === 'not-repaired') return;
-    e.state = 'not-repaired';
-    e.declinedKey = key;
-    e.missing = report.missing;
+  /** Items missing without networkd activity: an operator or the CNI removed them. Reported once per distinct set, never repaired. */
+  #notRepaired(missing: MissingItem[], trigger: string): void {
+    const key = missingKeyOf(missing);
+    if (this.#unrepaired?.key === key) return;
+    const items = missing.map((m) => ({ item: describeItem(m.item), severity: m.severity }));
+    this.#unrepaired = { key, wallAt: this.#deps.clock.now(), trigger, items };
     this.#count('not_repaired');
-    this.#note(e, `damage without networkd activity, not repaired: ${report.missing.map((m) => `${describeItem(m.item)} [${m.severity}]`).join('; ')}`);
-    this.#deps.log.warn({ missing: report.missing.map((m) => ({ item: describeItem(m.item), severity: m.severity })) }, 'CNI items missing without networkd activity: reported, not repaired (an operator or the CNI removed them)');
+    if (this.#episode) this.#note(this.#episode, `missing without networkd activity, not repaired: ${items.map((i) => `${i.item} [${i.severity}]`).join('; ')}`);
+    this.#deps.log.warn({ trigger, missing: items }, 'CNI items missing without networkd activity: reported, not repaired (an operator or the CNI removed them)');
     this.#publish();
   }
 

@@ -25,7 +25,7 @@ const missing: MissingItem[] = [
   { item: onLink, severity: 'critical', profile: 'cilium' },
 ];
 
-function harness(opts: { settings?: Partial<ActionSettings>; kill?: boolean; canWrite?: boolean; removedAgainTimes?: number; failWrites?: number } = {}) {
+function harness(opts: { settings?: Partial<ActionSettings>; kill?: boolean; canWrite?: boolean; removedAgainTimes?: number; failWrites?: number; notCoincided?: DatapathItem[] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'cw-restore-'));
   const metrics = new Registry();
   const written: DatapathItem[] = [];
@@ -59,7 +59,7 @@ function harness(opts: { settings?: Partial<ActionSettings>; kill?: boolean; can
   });
   const statuses: unknown[] = [];
   const cfg = restoreConfig.parse({ quietPeriodMs: 30, verifyStableMs: 40, maxRepeats: 3 });
-  const report = (trigger: string, coincided = true): DamageReport => ({ at: clock.monotonic(), missing: missing.filter((m) => !present.has(m.item)), coincidedWithNetworkd: coincided, trigger });
+  const report = (trigger: string, coincided = true): DamageReport => ({ at: clock.monotonic(), missing: missing.filter((m) => !present.has(m.item)).map((m) => (opts.notCoincided ? { ...m, coincidedWithNetworkd: !opts.notCoincided.includes(m.item) } : m)), coincidedWithNetworkd: coincided, trigger });
   const rung: RestoreRung = new RestoreRung(
     {
       gate,
@@ -124,8 +124,17 @@ describe('restore rung', () => {
     h.rung.onReport(h.report('steady', false));
     await new Promise((r) => setTimeout(r, 80));
     expect(h.written).toHaveLength(0);
-    expect(h.state().current?.state).toBe('not-repaired');
+    expect(h.state().current).toBeNull();
+    expect(h.rung.snapshot()).toMatchObject({ notRepaired: { trigger: 'steady', items: expect.arrayContaining([{ item: '-4 rule pref 100 from all lookup local proto unspec', severity: 'critical' }]) } });
     expect(await h.metrics.metrics()).toContain('connwatch_restores_total{result="not_repaired"} 1');
+  });
+
+  it('restores only the items whose own loss coincided with networkd, and reports the rest', async () => {
+    h = harness({ notCoincided: [lookupLocal] });
+    h.rung.onReport(h.report('netlink'));
+    await vi.waitFor(() => expect(h.written).toHaveLength(3));
+    expect(h.written).not.toContain(lookupLocal);
+    expect(h.rung.snapshot()).toMatchObject({ notRepaired: { items: [{ item: '-4 rule pref 100 from all lookup local proto unspec', severity: 'critical' }] } });
   });
 
   it('in shadow mode records "would have restored" and changes nothing', async () => {
