@@ -201,3 +201,44 @@ describe.skipIf(!capable)('signals in the lab (real networkd 252, pre-1.14 profi
     expect(await metricValue(ctx.metrics, 'connwatch_networkd_restarts_total')).toBe(10);
   });
 });
+
+describe.skipIf(!capable)('signals in the lab (real networkd 252, ≥ 1.14 profile: the silent route loss)', () => {
+  let lab: Lab;
+  let hub: SignalHub | undefined;
+
+  beforeAll(async () => {
+    lab = await startLab({ profile: 'cilium-1.14' });
+  });
+  afterAll(async () => {
+    await hub?.stop();
+    await lab?.down();
+  });
+
+  it('a restart gives the re-read its triggers: NetworkdRestarted and the managed link address removed and re-added', async () => {
+    const ctx = testContext();
+    const rec = new EventRecorder();
+    hub = createSignals(
+      ctx,
+      signalsConfig.parse({
+        dbus: { busAddress: lab.description.bus.address },
+        netlink: { ipCommand: ['ip', '-n', lab.description.node.netns] },
+      }),
+      { env: {} },
+    );
+    await hub.start(rec.emit);
+    await until(() => hub!.status().ok, 'signals healthy');
+    const from = rec.events.length;
+    const { before, after } = await lab.restartNetworkd();
+    const dropped = removed(before.routes, after.routes);
+    expect(dropped.length).toBeGreaterThan(0);
+    const eth0 = lab.description.node.links.find((l) => l.name === 'eth0');
+    const eth0Address = eth0?.ip4;
+    expect(eth0Address).toBeDefined();
+    const sameAddress = (a: string): boolean => a.split('/')[0] === eth0Address!.split('/')[0];
+    await rec.waitFor((e) => e.kind === 'NetworkdRestarted', 'NetworkdRestarted', 10_000, from);
+    await rec.waitFor((e) => e.kind === 'AddressRemoved' && e.item.dev === 'eth0' && sameAddress(e.item.address), 'AddressRemoved on eth0', 10_000, from);
+    await rec.waitFor((e) => e.kind === 'AddressAdded' && e.item.dev === 'eth0' && sameAddress(e.item.address), 'AddressAdded on eth0', 10_000, from);
+    const announced = new Set(rec.events.slice(from).flatMap((e) => (e.kind === 'RouteRemoved' ? [itemKey(e.item)] : [])));
+    console.log(`≥1.14 restart: ${dropped.length} routes dropped by the kernel, ${dropped.filter((k) => announced.has(k)).length} of them announced by ip monitor: only the re-read sees the rest`);
+  });
+});
