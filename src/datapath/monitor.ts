@@ -32,7 +32,11 @@ export interface DatapathMonitorOptions {
 /** Receives every damage report (the restore subscribes here). */
 export type ReportListener = (report: DatapathDamageReport) => void;
 
-/** Which signals mean networkd is at work (and so may be removing foreign rules and routes). */
+/**
+ * Which signals mean networkd is at work (and so may be removing foreign rules and routes).
+ * `NetworkdOnBus` is activity only as a transition (absent → present), which needs the previous
+ * presence: the monitor decides that one (the first report at connect is just the current state).
+ */
 export function isNetworkdActivity(event: SignalEvent): boolean {
   switch (event.kind) {
     case 'NetworkdRestarted':
@@ -40,7 +44,7 @@ export function isNetworkdActivity(event: SignalEvent): boolean {
     case 'AddressAdded':
       return true;
     case 'NetworkdOnBus':
-      return event.present;
+      return false;
     case 'LinkStateChanged':
       return event.administrativeState !== undefined && ['pending', 'initialized', 'configuring'].includes(event.administrativeState);
     default:
@@ -83,6 +87,7 @@ export class DatapathMonitor {
   #cniStatus: Record<string, unknown> = {};
   #loadNote: string | undefined;
   #stopped = false;
+  #networkdOnBus: boolean | undefined;
 
   constructor(options: DatapathMonitorOptions) {
     this.#ctx = options.ctx;
@@ -131,11 +136,19 @@ export class DatapathMonitor {
 
   /** Feeds a signal: notes networkd activity and CNI restarts, and re-reads. */
   onSignal(event: SignalEvent): void {
-    if (isNetworkdActivity(event)) this.noteNetworkdActivity(event.at);
+    const activity = event.kind === 'NetworkdOnBus' ? this.#cameOnBus(event.present) : isNetworkdActivity(event);
+    if (activity) this.noteNetworkdActivity(event.at);
     if (event.kind === 'CiliumRestarted') this.noteCniRestart(event.at);
     if (!isTrigger(event)) return;
     void this.refresh(event.kind);
-    if (isNetworkdActivity(event)) this.#scheduleFollowUps(event.kind);
+    if (activity) this.#scheduleFollowUps(event.kind);
+  }
+
+  /** networkd appearing on the bus after being absent is a (re)start; seen present at connect, it is not. */
+  #cameOnBus(present: boolean): boolean {
+    const came = present && this.#networkdOnBus === false;
+    this.#networkdOnBus = present;
+    return came;
   }
 
   /** networkd did something at this monotonic time (restart, link configuring, address re-add). */

@@ -54,7 +54,7 @@ interface Episode {
   missing: MissingItem[];
   timeline: TimelineEntry[];
   /** The missing set a non-executed gate decision was already recorded for, so it is not resubmitted in a loop. */
-  declinedKey?: string;
+  declinedKeys: Set<string>;
   /** No attempt before this monotonic time (items held for addresses, a failed write); a new signal lifts it. */
   holdUntil?: number;
   /** Why the last attempt could not write everything, if it could not. */
@@ -185,7 +185,7 @@ export class RestoreRung {
 
   #open(trigger: string, at: number, wallAt: number): Episode {
     if (this.#episode) this.#close('ended');
-    this.#episode = { id: ++this.#episodes, trigger, triggerAt: at, triggerWall: wallAt, lastActivityAt: at, linksConfigured: new Set(), restores: 0, state: 'waiting', missing: [], timeline: [] };
+    this.#episode = { id: ++this.#episodes, trigger, triggerAt: at, triggerWall: wallAt, lastActivityAt: at, linksConfigured: new Set(), restores: 0, state: 'waiting', missing: [], timeline: [], declinedKeys: new Set() };
     return this.#episode;
   }
 
@@ -230,8 +230,8 @@ export class RestoreRung {
       this.#note(e, `restore skipped: ${this.#deps.canWrite.reason}`);
       return this.#publish();
     }
-    const missingKey = missingKeyOf(e.missing);
-    if (e.declinedKey === missingKey) return;
+    // A gate decision not to act was already journalled for every item here: do not repeat it per re-read.
+    if (e.missing.every((m) => e.declinedKeys.has(itemKey(m.item)))) return;
     const holdLeft = (e.holdUntil ?? 0) - this.#deps.clock.monotonic();
     if (holdLeft > 0) {
       this.#timer = setTimeout(() => this.#reconsider(), holdLeft);
@@ -264,7 +264,7 @@ export class RestoreRung {
     });
     if (result.decision !== 'executed') {
       e.state = 'waiting';
-      e.declinedKey = missingKey;
+      for (const m of e.missing) e.declinedKeys.add(itemKey(m.item));
       this.#count(result.decision);
       this.#note(e, result.decision === 'shadowed' ? `would have restored ${items.length} item(s) (shadow mode)` : `not restored: ${result.decision}`);
       return this.#publish();

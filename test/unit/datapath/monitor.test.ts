@@ -278,7 +278,7 @@ describe('which signals are networkd activity and which re-read', () => {
     [{ kind: 'LinkStateChanged', at, wallAt, ifindex: 2, administrativeState: 'configuring' }, true, true],
     [{ kind: 'LinkStateChanged', at, wallAt, ifindex: 2, administrativeState: 'configured' }, false, true],
     [{ kind: 'LinkStateChanged', at, wallAt, ifindex: 2, operationalState: 'routable' }, false, true],
-    [{ kind: 'NetworkdOnBus', at, wallAt, present: true }, true, true],
+    [{ kind: 'NetworkdOnBus', at, wallAt, present: true }, false, true],
     [{ kind: 'NetworkdOnBus', at, wallAt, present: false }, false, true],
     [{ kind: 'RuleRemoved', at, wallAt, item: rule }, false, true],
     [{ kind: 'CiliumRestarted', at, wallAt, origins: ['systemd1'] }, false, true],
