@@ -10,4 +10,4 @@ if [ ! -x "$node24" ]; then
 fi
 echo "node24: $("$node24" --version)"
 "$node24" dist/cli.js version
-PATH="$(dirname "$(readlink -f "$node24")"):$PATH" npx vitest run --dir test/unit
+PATH="$(dirname "$(readlink -f "$node24")"):$PATH" npx vitest run test/unit
