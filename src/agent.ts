@@ -1,4 +1,5 @@
 import { mkdirSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import type { Logger } from 'pino';
 import type { CliIO } from './cli.js';
 import { formatConfigErrors, loadConfig, type Config, type ConfigFlags } from './config/index.js';
@@ -179,6 +180,7 @@ export class Agent {
         node: config.node,
         site: config.site,
         canWrite: netAdmin,
+        verifyTcp: tcpConnects,
       },
       config.restore,
     );
@@ -303,6 +305,24 @@ function ipWriter(ip: IpRunner, datapath: DatapathMonitor, ipConfig: { argv: str
     },
     write: (items, signal) => addItemsBatch(ipConfig.argv, items, { timeoutMs: ipConfig.timeoutMs, signal }),
   };
+}
+
+/** Whether a TCP connection to host:port opens within the timeout (a restore's verify target). */
+export function tcpConnects(target: string, timeoutMs: number): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const sep = target.lastIndexOf(':');
+  const host = target.slice(0, sep).replace(/^\[|\]$/g, '');
+  const port = Number(target.slice(sep + 1));
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (result: { ok: true } | { ok: false; reason: string }) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(result);
+    };
+    const timer = setTimeout(() => done({ ok: false, reason: `no connection within ${timeoutMs} ms` }), timeoutMs);
+    socket.once('connect', () => done({ ok: true }));
+    socket.once('error', (err: NodeJS.ErrnoException) => done({ ok: false, reason: err.code ?? err.message }));
+  });
 }
 
 /** A fresh re-read for the restore's verification; a failed read is an error, never a stale "all clear". */

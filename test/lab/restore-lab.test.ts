@@ -39,9 +39,9 @@ function journal(a: LabAgent): JournalEntry[] {
   return readFileSync(join(a.stateDir, 'actions.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as JournalEntry);
 }
 
-async function setUp(profile: LabProfile, extraYaml: string[] = []): Promise<{ lab: Lab; agent: LabAgent; before: DatapathItem[] }> {
+async function setUp(profile: LabProfile, extraYaml: string[] = [], restoreYaml: string[] = []): Promise<{ lab: Lab; agent: LabAgent; before: DatapathItem[] }> {
   lab = await startLab({ profile });
-  agent = await startLabAgent(lab, extraYaml);
+  agent = await startLabAgent(lab, extraYaml, restoreYaml);
   return { lab, agent, before: await cniItemsNow(lab) };
 }
 
@@ -61,11 +61,13 @@ describe.skipIf(!capable)('restore in the lab (real networkd, real agent)', () =
   });
 
   it.each(['cilium-pre-1.14', 'cilium-1.14'] as const)('%s: restores exactly the CNI set networkd removed, attribute for attribute; traffic resumes without a CNI restart', async (profile) => {
-    const { lab, agent, before } = await setUp(profile);
+    // The agent's own telemetry on 127.0.0.1 is a verify target: it answers only once `lookup local` is back.
+    const { lab, agent, before } = await setUp(profile, [], ['verifyTargets: ["127.0.0.1:9820"]']);
     const t0 = Date.now();
     const flushed = await lab.restartNetworkd();
     expect(flushed.after.rules.length + flushed.after.routes.length).toBeLessThan(flushed.before.rules.length + flushed.before.routes.length);
-    await agent.waitForMsg('restore: verified', t0);
+    const verified = await agent.waitForMsg('restore: verified', t0);
+    expect(verified.msg).toContain('1 target(s) answer');
     expect(missingFrom(before, await cniItemsNow(lab))).toEqual([]);
     expect(await ping(lab, 'node', '127.0.0.1')).toBe(true);
     expect(await markedConnect(lab)).toBeDefined();
@@ -87,6 +89,15 @@ describe.skipIf(!capable)('restore in the lab (real networkd, real agent)', () =
     await new Promise((r) => setTimeout(r, 1_500));
     expect((await readNode(lab)).rules.some((r) => r.priority === 100 && r.family === 4)).toBe(false);
     expect(agent.logs.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('restore: restored'))).toBe(false);
+  });
+
+  it('a verify target that does not answer is reported and the restore is never called verified', async () => {
+    const { lab, agent } = await setUp('cilium-1.14', [], [`verifyTargets: ["${'10.77.0.2'}:1"]`, 'verifyTimeoutMs: 200']);
+    const t0 = Date.now();
+    await lab.restartNetworkd();
+    const failed = await agent.waitForMsg('restore: verify targets not answering', t0);
+    expect(failed.msg).toContain('10.77.0.2:1 (ECONNREFUSED)');
+    expect(agent.logs.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('restore: verified'))).toBe(false);
   });
 
   it('in shadow mode records "would have restored" and changes nothing', async () => {

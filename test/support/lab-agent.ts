@@ -18,12 +18,12 @@ export interface LabAgent {
   stop(): Promise<number | null>;
 }
 
-/** Starts the agent with the lab's Cilium socket, fast verification, and `extraYaml` appended. */
-export async function startLabAgent(lab: Lab, extraYaml: string[] = []): Promise<LabAgent> {
+/** Starts the agent with the lab's Cilium socket, fast verification, `restoreYaml` under `restore:` and `extraYaml` appended. */
+export async function startLabAgent(lab: Lab, extraYaml: string[] = [], restoreYaml: string[] = []): Promise<LabAgent> {
   const dir = mkdtempSync(join(tmpdir(), 'cw-labagent-'));
   const stateDir = join(dir, 'state');
   const config = join(dir, 'connwatch.yaml');
-  writeFileSync(config, ['mode: baremetal', 'node: lab-node', `stateDir: ${stateDir}`, 'cilium:', `  socketPath: ${lab.description.cilium.labSocket}`, 'datapath:', '  learn: { quietMs: 0 }', 'restore:', '  verifyStableMs: 500', ...extraYaml, ''].join('\n'));
+  writeFileSync(config, ['mode: baremetal', 'node: lab-node', `stateDir: ${stateDir}`, 'cilium:', `  socketPath: ${lab.description.cilium.labSocket}`, 'datapath:', '  learn: { quietMs: 0 }', 'restore:', '  verifyStableMs: 500', ...restoreYaml.map((line) => `  ${line}`), ...extraYaml, ''].join('\n'));
   const child = lab.spawn('node', [process.execPath, join(ROOT, 'dist/cli.js'), 'run', '--config', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const logs = followJsonLines(child.stdout!);
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
