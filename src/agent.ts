@@ -3,7 +3,8 @@ import { connect } from 'node:net';
 import type { Logger } from 'pino';
 import type { CliIO } from './cli.js';
 import { formatConfigErrors, loadConfig, type Config, type ConfigFlags } from './config/index.js';
-import { alertId, createAlertDispatcher, createAlerts } from './alerts/index.js';
+import { createAlertDispatcher, createAlerts } from './alerts/index.js';
+import { DamageAlerts } from './alerts/damage.js';
 import { CiliumClient } from './cilium/client.js';
 import { execIpRunner, type IpRunner } from './datapath/ip.js';
 import { parseAddresses } from './datapath/ipjson.js';
@@ -184,7 +185,7 @@ export class Agent {
       },
       config.restore,
     );
-    const damageAlerts = new DamageAlerts(alerts.alerter, config.node, config.site, clock);
+    const damageAlerts = new DamageAlerts(alerts.alerter, { node: config.node, site: config.site }, clock, () => restorePlan(gate, netAdmin));
     datapath.onReport((report) => {
       restore.onReport(report);
       damageAlerts.onReport(report);
@@ -273,6 +274,13 @@ function mainLoop(ctx: BoxContext, liveness: Liveness, heartbeat: Heartbeat): Co
   };
 }
 
+/** What the restore will do about damage that coincides with networkd, for the page's summary. */
+function restorePlan(gate: Gate, netAdmin: { ok: boolean; reason?: string }): string {
+  if (!netAdmin.ok) return `not restored: ${netAdmin.reason ?? 'no CAP_NET_ADMIN'}`;
+  const preview = gate.preview('restore');
+  return preview.decision === 'executed' ? 'restore under way' : `not restored: ${preview.why ?? preview.decision}`;
+}
+
 /** The signals an operator wants in the log as they happen (the netlink chatter stays at debug). */
 function logSignal(log: Logger, event: SignalEvent): void {
   switch (event.kind) {
@@ -335,46 +343,4 @@ function damageCheck(datapath: DatapathMonitor): DamageCheck {
       return after && after !== before ? after : { error: 'the datapath re-read failed (see /status datapath.lastRead)' };
     },
   };
-}
-
-/**
- * Pages on critical datapath damage (with what was restored or not, from the incident timeline)
- * and resolves when every item is back.
- */
-export class DamageAlerts {
-  #active: { startsAt: number } | undefined;
-
-  constructor(
-    private readonly alerter: Alerter,
-    private readonly node: string,
-    private readonly site: string,
-    private readonly clock: Clock,
-  ) {}
-
-  onReport(report: DamageReport): void {
-    const id = alertId('DatapathDamage', this.node);
-    const critical = report.missing.filter((m) => m.severity === 'critical');
-    if (report.missing.length === 0) {
-      if (this.#active) this.alerter.resolve(id);
-      this.#active = undefined;
-      return;
-    }
-    if (critical.length === 0 || this.#active) return;
-    this.#active = { startsAt: this.clock.now() };
-    this.alerter.raise({
-      id,
-      cause: 'DatapathDamage',
-      severity: 'critical',
-      node: this.node,
-      site: this.site,
-      summary: `${this.node}: ${critical.length} critical CNI datapath item(s) missing${report.coincidedWithNetworkd ? ' after systemd-networkd activity (restore under way)' : ' without networkd activity (not restored)'}`,
-      evidence: {
-        coincidedWithNetworkd: report.coincidedWithNetworkd,
-        trigger: report.trigger,
-        missing: report.missing.map((m) => ({ item: describeItem(m.item), severity: m.severity, profile: m.profile })),
-      },
-      timeline: [{ wallAt: this.#active.startsAt, what: `datapath damage detected (${report.trigger})` }],
-      startsAt: this.#active.startsAt,
-    });
-  }
 }
