@@ -381,6 +381,14 @@ export class RestoreRung {
     if (!e) return this.#publish();
     if (e.state === 'waiting' && e.missing.length > 0) this.#note(e, `items back without a restore (${report.trigger})`);
     if (e.state === 'waiting') e.missing = [];
+    if (e.state === 'fighting' || e.state === 'failed') {
+      // Whole again (a Cilium restart, an operator): the pages this episode raised resolve.
+      this.#note(e, `every item back (${report.trigger}): resolving this episode's alerts`);
+      this.#deps.alerter?.resolve(alertId('FightingNetworkd', this.#deps.node));
+      this.#deps.alerter?.resolve(alertId('RestoreFailed', this.#deps.node));
+      this.#lastOutcome = { episode: e.id, state: e.state, timeline: e.timeline };
+      this.#episode = undefined;
+    }
     this.#publish();
   }
 

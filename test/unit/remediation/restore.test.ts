@@ -162,6 +162,15 @@ describe('restore rung', () => {
     expect(h.alerts.raised[0]!.evidence).toMatchObject({ restores: 3 });
   });
 
+  it('resolves its "fighting networkd" page once the datapath is whole again by other means', async () => {
+    h = harness({ removedAgainTimes: 100 });
+    h.rung.onReport(h.report('netlink'));
+    await vi.waitFor(() => expect(h.state().current?.state).toBe('fighting'));
+    h.rung.onReport({ at: 0, missing: [], coincidedWithNetworkd: false, trigger: 'steady' });
+    expect(h.alerts.resolved).toContain('FightingNetworkd/node-a');
+    expect(h.state()).toMatchObject({ current: null, last: { state: 'fighting' } });
+  });
+
   it('repeats when networkd removes the items once more, then verifies', async () => {
     h = harness({ removedAgainTimes: 1 });
     h.rung.onReport(h.report('netlink'));
