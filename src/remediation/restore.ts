@@ -1,4 +1,4 @@
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { ActionGate, ActionOutcome, Alerter, Clock, DamageReport, DatapathItem, MissingItem, SignalEvent, StatusSink, TimelineEntry } from '../types.js';
 import { alertId } from '../alerts/alerter.js';
@@ -76,6 +76,7 @@ export class RestoreRung {
   readonly #deps: RestoreDeps;
   readonly #cfg: RestoreConfig;
   readonly #restores: Counter<'result'>;
+  readonly #latency: Histogram;
   /** ifindex → last AdministrativeState, for links networkd manages. */
   readonly #managedLinks = new Map<number, string>();
   readonly #recentRestores: number[] = [];
@@ -94,6 +95,12 @@ export class RestoreRung {
       name: 'connwatch_restores_total',
       help: 'Restore attempts and decisions by result: restored, partial, failed, failed_verify, shadowed, killed, halted, disabled, rate_limited, fighting, no_capability, not_repaired.',
       labelNames: ['result'],
+      registers: [deps.metrics],
+    });
+    this.#latency = new Histogram({
+      name: 'connwatch_restore_latency_seconds',
+      help: "From the episode's trigger (networkd restart, link reconfiguration, address re-add) to a re-read showing every item back after a restore.",
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [deps.metrics],
     });
     this.#publish();
@@ -301,7 +308,10 @@ export class RestoreRung {
     const first = await this.#deps.damage.check('restore');
     if (this.#episode !== e) return;
     const back = !('error' in first) && first.missing.length === 0;
-    if (back) this.#note(e, 'every item back (re-read)');
+    if (back) {
+      this.#note(e, 'every item back (re-read)');
+      this.#latency.observe((this.#deps.clock.monotonic() - e.triggerAt) / 1000);
+    }
     else if ('error' in first) this.#note(e, `verification re-read failed: ${first.error}`);
     if (!back) {
       // Not all back: a write failed (often transient mid-flush: a gateway whose address networkd
