@@ -5,8 +5,9 @@ import type { AlertsConfig } from './config.js';
 import { SinkWorker, type DeliveryOutcome, type LiveRecord } from './delivery.js';
 import { alertMetrics, type AlertMetrics } from './metrics.js';
 import { realSleep } from './sleep.js';
-import { buildSinks } from './sinks/index.js';
-import { chooseVictims, Spool, type SpoolFs, type SpoolResult } from './spool.js';
+import type { AlertNetwork } from './dispatcher.js';
+import { buildSinks, type DispatcherFor } from './sinks/index.js';
+import { chooseVictims, Spool, type SpoolFs, type SpoolRecord, type SpoolResult } from './spool.js';
 import type { ConfiguredSink, Sleep } from './types.js';
 
 export interface AlerterDeps {
@@ -14,8 +15,13 @@ export interface AlerterDeps {
   config: AlertsConfig;
   /** The agent's state directory; the spool is <stateDir>/alert-spool unless config.spool.dir is set. */
   stateDir: string;
-  /** How alerts leave: the host network (proxy, CA bundle, resolver are the dispatcher's business). */
-  dispatcher: Dispatcher;
+  /**
+   * How alerts leave when given: one dispatcher for every sink (tests, the demo). Without it,
+   * `network` (built from alerts.network by createAlerts) gives each sink its own.
+   */
+  dispatcher?: Dispatcher;
+  /** The host network: proxy, CA bundles, resolver cache; shown in /status. */
+  network?: AlertNetwork;
   /** This host, for the alerts the alerter raises itself (spool overflow). */
   identity: { node: string; site: string };
   /** Sinks to use instead of those built from config (tests, the demo). */
@@ -46,6 +52,7 @@ export class SpoolingAlerter implements Alerter {
   readonly #abort = new AbortController();
   readonly #sleep: Sleep;
   readonly #random: () => number;
+  readonly #primaries: Set<string>;
   #ops: Promise<void>;
   #markOpen!: () => void;
   #running: Promise<void>[] = [];
@@ -60,12 +67,14 @@ export class SpoolingAlerter implements Alerter {
     this.#metrics = alertMetrics(deps.ctx.metrics);
     this.#metrics.spoolWritable.set(1);
     this.#spool = new Spool(deps.config.spool.dir || join(deps.stateDir, 'alert-spool'), deps.ctx.log, deps.fs);
-    this.#sinks = deps.sinks ?? (deps.config.enabled ? buildSinks(deps.config, deps.dispatcher) : []);
+    this.#sinks = deps.sinks ?? (deps.config.enabled ? buildSinks(deps.config, dispatcherOf(deps)) : []);
     const primaries = this.#sinks.filter((s) => s.kind === 'alertmanager').map((s) => s.sink.name);
     const fallback = {
       afterMs: deps.config.fallbackAfterSeconds * 1000,
+      jitterMs: deps.config.fallbackJitterSeconds * 1000,
       primaryAcked: (record: LiveRecord) => primaries.some((name) => record.acked.has(name)),
     };
+    this.#primaries = new Set(primaries);
     this.#workers = this.#sinks.map(
       (configured) =>
         new SinkWorker({
@@ -92,9 +101,10 @@ export class SpoolingAlerter implements Alerter {
     for (const stored of records) {
       this.#lastStamp = Math.max(this.#lastStamp, stored.alert.createdAt);
       const known = stored.pending.filter((name) => this.#workers.some((w) => w.name === name));
-      // Sinks no longer pending took it (or refused it for good): close enough for the fallback check.
-      const acked = new Set(this.#workers.map((w) => w.name).filter((name) => !stored.pending.includes(name)));
+      // Older files did not record acks: sinks no longer pending took it (or refused it for good).
+      const acked = new Set(stored.acked ?? this.#workers.map((w) => w.name).filter((name) => !stored.pending.includes(name)));
       const record: LiveRecord = { seq: stored.seq, alert: stored.alert, pending: new Set(known), superseded: false, acked };
+      if (stored.sentBefore) record.sentBefore = new Set(stored.sentBefore);
       await this.#adopt(record);
     }
     this.#deps.ctx.log.info({ dir: this.#spool.dir, replayed: records.length, active: this.#active.size }, 'alert spool opened');
@@ -161,6 +171,8 @@ export class SpoolingAlerter implements Alerter {
 
   #submit(alert: Alert, replaces: LiveRecord | undefined): void {
     const record: LiveRecord = { seq: -1, alert, pending: new Set(this.#sinksFor(alert)), superseded: false, acked: new Set() };
+    // Shared, not copied: a trigger still in flight at a fallback sink counts once it lands.
+    if (replaces && alert.status === 'resolved') record.sentBefore = replaces.acked;
     if (replaces) replaces.superseded = true;
     if (alert.status === 'firing') this.#active.set(alert.id, record);
     else this.#active.delete(alert.id);
@@ -199,8 +211,10 @@ export class SpoolingAlerter implements Alerter {
     for (const worker of this.#workers) if (record.pending.has(worker.name)) worker.enqueue(record);
   }
 
-  #settle(record: LiveRecord, sink: string, _outcome: DeliveryOutcome): void {
+  #settle(record: LiveRecord, sink: string, outcome: DeliveryOutcome): void {
     record.pending.delete(sink);
+    // An Alertmanager took something: held fallback resolves may go now.
+    if (outcome.kind === 'delivered' && this.#primaries.has(sink)) for (const worker of this.#workers) worker.poke();
     if (record.superseded || !this.#records.has(record)) return;
     this.#enqueueOp(async () => {
       if (record.superseded || !this.#records.has(record)) return;
@@ -298,16 +312,35 @@ export class SpoolingAlerter implements Alerter {
     }
   }
 
+  /** Publishes the alerts section of /status (also when the network's view changes). */
+  publish(): void {
+    this.#publish();
+  }
+
   #publish(): void {
     const depth = [...this.#records.keys()].filter((r) => r.pending.size > 0).length;
     this.#deps.ctx.status.publish('alerts', {
       spool: { dir: this.#spool.dir, ...this.#spoolState, depth },
       active: this.activeIds(),
       sinks: this.#workers.map((w) => w.snapshot()),
+      ...(this.#deps.network ? { network: this.#deps.network.snapshot() } : {}),
     });
   }
 }
 
-function serializable(record: LiveRecord): { seq: number; alert: Alert; pending: string[] } {
-  return { seq: record.seq, alert: record.alert, pending: [...record.pending] };
+function dispatcherOf(deps: AlerterDeps): Dispatcher | DispatcherFor {
+  if (deps.dispatcher) return deps.dispatcher;
+  const network = deps.network;
+  if (!network) throw new Error('bug: the alerter needs a dispatcher or an AlertNetwork');
+  return (caFile) => network.dispatcherFor(caFile);
+}
+
+function serializable(record: LiveRecord): SpoolRecord {
+  return {
+    seq: record.seq,
+    alert: record.alert,
+    pending: [...record.pending],
+    acked: [...record.acked],
+    ...(record.sentBefore ? { sentBefore: [...record.sentBefore] } : {}),
+  };
 }

@@ -13,7 +13,9 @@ const dedupTemplate = z.string().superRefine((template, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 // One description for the root and the sinks keeps docs/configuration.md (generated) stable.
-const templateDescription = `Dedup-key template; variables: ${templateVariables}. Empty = alerts.dedupKey.`;
+const templateDescription = `Dedup-key template; variables: ${templateVariables}. Empty = alerts.dedupKey (the fleet key {{site}}/{{cause}} on a "when: fallback" sink).`;
+const WHEN_DESCRIPTION =
+  'always = every alert; fallback = a trigger only when no Alertmanager acknowledged it within alerts.fallbackAfterSeconds (+ jitter), and its resolve once an Alertmanager has the resolve.';
 const sinkDedupTemplate = dedupTemplate.describe(templateDescription);
 
 function rateFields(perMinute: number, burst: number, jitterMs: number) {
@@ -47,6 +49,10 @@ const alertmanagerSection = z
       .describe('Label name that carries the cluster (Kubernetes) or site (bare metal).'),
     labels: z.record(z.string(), z.string()).default({}).describe('Extra static labels on every alert.'),
     generatorUrl: z.string().default('').describe('generatorURL on every alert (e.g. the node status page); empty = none.'),
+    caFile: z
+      .string()
+      .default('')
+      .describe('Extra CA bundle (PEM file) trusted for this sink, besides the system\'s and alerts.network.caFile; empty = none.'),
     ...rateFields(600, 20, 1000),
   })
   .describe('Prometheus Alertmanager API v2 sinks.');
@@ -55,12 +61,16 @@ const pagerdutySection = z
   .strictObject({
     routingKey: secretSchema.describe('The Events API v2 integration (routing) key; a secret.'),
     url: z.url().default('https://events.pagerduty.com/v2/enqueue').describe('Events API v2 enqueue endpoint.'),
+    caFile: z
+      .string()
+      .default('')
+      .describe('Extra CA bundle (PEM file) trusted for this sink, besides the system\'s and alerts.network.caFile; empty = none.'),
     dedupKey: sinkDedupTemplate.default(''),
     sendResolves: z.boolean().default(true).describe('Send resolve events when the condition clears.'),
     when: z
       .enum(['always', 'fallback'])
       .default('always')
-      .describe('always = every alert; fallback = a trigger only when no Alertmanager acknowledged it within alerts.fallbackAfterSeconds.'),
+      .describe(WHEN_DESCRIPTION),
     ...rateFields(100, 10, 2000),
   })
   .describe('PagerDuty Events API v2 sink (limit ~120 events/min per routing key).');
@@ -68,12 +78,16 @@ const pagerdutySection = z
 const slackSection = z
   .strictObject({
     webhookUrl: secretSchema.describe('The Slack incoming-webhook URL; a secret.'),
+    caFile: z
+      .string()
+      .default('')
+      .describe('Extra CA bundle (PEM file) trusted for this sink, besides the system\'s and alerts.network.caFile; empty = none.'),
     dedupKey: sinkDedupTemplate.default(''),
     sendResolves: z.boolean().default(true).describe('Post a message when the condition clears.'),
     when: z
       .enum(['always', 'fallback'])
       .default('always')
-      .describe('always = every alert; fallback = a trigger only when no Alertmanager acknowledged it within alerts.fallbackAfterSeconds.'),
+      .describe(WHEN_DESCRIPTION),
     ...rateFields(50, 1, 2000),
   })
   .describe('Slack incoming-webhook sink (about one message per second).');
@@ -87,12 +101,16 @@ const webhookSection = z
       .describe('Sink name in metrics and logs (lowercase, digits, dashes).'),
     url: secretSchema.describe('Where the JSON is POSTed; a secret (URLs often carry tokens).'),
     headers: z.record(z.string(), secretSchema).default({}).describe('Extra request headers, e.g. Authorization; secrets.'),
+    caFile: z
+      .string()
+      .default('')
+      .describe('Extra CA bundle (PEM file) trusted for this sink, besides the system\'s and alerts.network.caFile; empty = none.'),
     dedupKey: sinkDedupTemplate.default(''),
     sendResolves: z.boolean().default(true).describe('Post resolves too.'),
     when: z
       .enum(['always', 'fallback'])
       .default('always')
-      .describe('always = every alert; fallback = a trigger only when no Alertmanager acknowledged it within alerts.fallbackAfterSeconds.'),
+      .describe(WHEN_DESCRIPTION),
     ...rateFields(60, 5, 2000),
   })
   .describe('A generic JSON webhook.');
@@ -134,7 +152,34 @@ const retrySection = z
   })
   .describe('Retries for transient delivery failures.');
 
+const networkSection = z
+  .strictObject({
+    proxy: z
+      .string()
+      .default('')
+      .refine((p) => p === '' || p === 'direct' || URL.canParse(p), 'give a proxy URL such as http://proxy.example:3128, "direct", or leave it empty for HTTPS_PROXY/HTTP_PROXY')
+      .describe('Proxy for alerts: empty = HTTPS_PROXY/HTTP_PROXY from the environment (https_proxy/http_proxy too), "direct" = none, or a URL such as http://proxy.example:3128.'),
+    noProxy: z
+      .array(z.string())
+      .default([])
+      .describe('Hosts reached without the proxy (host, .domain, host:port, or *), in addition to NO_PROXY.'),
+    caFile: z.string().default('').describe('Extra CA bundle (PEM file) trusted for every sink, besides the system\'s; empty = none.'),
+    connectTimeoutMs: z.number().int().positive().default(10_000).describe('TCP/TLS connect timeout for alert receivers and the proxy.'),
+    resolverCache: z
+      .boolean()
+      .default(true)
+      .describe('Keep last-known-good receiver addresses in <stateDir>/alert-dns.json and use them when the host resolver fails.'),
+    resolverTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(2000)
+      .describe('How long to wait for the host resolver before using a last-known-good address.'),
+  })
+  .describe('How alerts leave the host: proxy, CA bundle, name resolution without cluster DNS.');
+
 const sectionDefaults = {
+  network: networkSection.parse({}),
   spool: spoolSection.parse({}),
   retry: retrySection.parse({}),
   alertmanager: alertmanagerSection.parse({}),
@@ -157,6 +202,12 @@ export const alertsConfig = z
       .min(0)
       .default(60)
       .describe('How long a "fallback" sink waits for an Alertmanager to acknowledge a trigger before sending it itself.'),
+    fallbackJitterSeconds: z
+      .number()
+      .min(0)
+      .default(30)
+      .describe('Extra random wait (0..this) before a "fallback" sink pages, so a fleet\'s fallback events spread out under the receiver\'s rate limit.'),
+    network: networkSection.default(sectionDefaults.network),
     spool: spoolSection.default(sectionDefaults.spool),
     retry: retrySection.default(sectionDefaults.retry),
     alertmanager: alertmanagerSection.default(sectionDefaults.alertmanager),

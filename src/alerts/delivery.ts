@@ -16,6 +16,8 @@ export interface LiveRecord {
   superseded: boolean;
   /** Sinks that accepted it (for fallback sinks: did an Alertmanager take it?). */
   acked: Set<string>;
+  /** For a resolve: the sinks that accepted the version it replaces (a fallback sink resolves only what it paged). */
+  sentBefore?: Set<string>;
 }
 
 /** How one delivery (one round of retries) ended. */
@@ -45,8 +47,11 @@ export interface WorkerDeps {
   random: () => number;
   /** Called once per spooled record when this sink is done with it (delivered, stale or refused). */
   settle(record: LiveRecord, sink: string, outcome: DeliveryOutcome): void;
-  /** For a fallback sink: how long to give Alertmanager first, and whether it took the record. */
-  fallback?: { afterMs: number; primaryAcked(record: LiveRecord): boolean };
+  /**
+   * For a fallback sink: how long to give Alertmanager first (plus a random part of jitterMs,
+   * so a fleet spreads out), and whether an Alertmanager took the record.
+   */
+  fallback?: { afterMs: number; jitterMs: number; primaryAcked(record: LiveRecord): boolean };
 }
 
 class FailedDelivery extends Error {
@@ -69,6 +74,8 @@ export class SinkWorker {
   #busy = false;
   #idle = true;
   #last: { at: number; outcome: DeliveryOutcome['kind']; reason?: string } | undefined;
+  /** Set by a permanent refusal, cleared by the next success: re-posts pause meanwhile, so a refusal is never a loop. */
+  #refusing: string | undefined;
 
   constructor(private readonly deps: WorkerDeps) {
     this.name = deps.configured.sink.name;
@@ -78,10 +85,16 @@ export class SinkWorker {
 
   /** Queues a spooled record (or a re-post of an active one) for this sink. */
   enqueue(record: LiveRecord, repost = false): void {
-    if (repost && this.#queue.some((j) => j.record === record)) return;
+    if (repost && (this.#refusing !== undefined || this.#queue.some((j) => j.record === record))) return;
     const { fallback } = this.deps;
-    const waitForPrimary = fallback && record.alert.status === 'firing' ? this.deps.clock.monotonic() + fallback.afterMs : 0;
+    const waitForPrimary =
+      fallback && record.alert.status === 'firing' ? this.deps.clock.monotonic() + fallback.afterMs + this.deps.random() * fallback.jitterMs : 0;
     this.#queue.push({ record, repost, notBefore: waitForPrimary });
+    this.#wake?.();
+  }
+
+  /** Re-checks held items (a fallback resolve waits until an Alertmanager has the resolve). */
+  poke(): void {
     this.#wake?.();
   }
 
@@ -92,7 +105,7 @@ export class SinkWorker {
 
   /** A JSON-able view for /status (no secrets: sink names and reasons are scrubbed). */
   snapshot(): Record<string, unknown> {
-    return { sink: this.name, queued: this.#queue.length, busy: this.#busy, last: this.#last };
+    return { sink: this.name, queued: this.#queue.length, busy: this.#busy, last: this.#last, ...(this.#refusing ? { refusing: this.#refusing } : {}) };
   }
 
   /** Runs until the signal aborts; resolves only then. */
@@ -114,7 +127,7 @@ export class SinkWorker {
   }
 
   async #process(job: Job, signal: AbortSignal): Promise<void> {
-    if (this.deps.fallback && job.record.alert.status === 'firing' && this.deps.fallback.primaryAcked(job.record)) {
+    if (this.#fallbackNotNeeded(job.record)) {
       this.#finish(job, { kind: 'skipped' });
       return;
     }
@@ -134,7 +147,21 @@ export class SinkWorker {
       return;
     }
     if (outcome.kind === 'delivered') job.record.acked.add(this.name);
+    if (outcome.kind === 'delivered') this.#refusing = undefined;
+    if (outcome.kind === 'permanent') this.#refusing = outcome.reason;
     this.#finish(job, outcome);
+  }
+
+  /** A fallback trigger an Alertmanager took, or a fallback resolve for a trigger this sink never sent. */
+  #fallbackNotNeeded(record: LiveRecord): boolean {
+    if (!this.deps.fallback) return false;
+    if (record.alert.status === 'firing') return this.deps.fallback.primaryAcked(record);
+    return record.sentBefore !== undefined && !record.sentBefore.has(this.name);
+  }
+
+  /** A fallback resolve waits until an Alertmanager has the resolve: Alertmanager holds the state again. */
+  #held(job: Job): boolean {
+    return this.deps.fallback !== undefined && job.record.alert.status === 'resolved' && !this.#fallbackNotNeeded(job.record) && !this.deps.fallback.primaryAcked(job.record);
   }
 
   #finish(job: Job, outcome: Exclude<DeliveryOutcome, { kind: 'aborted' }>): void {
@@ -202,7 +229,7 @@ export class SinkWorker {
         this.deps.log.info(fields, 'trigger not sent: a newer resolve for its key was already sent');
         return;
       case 'skipped':
-        this.deps.log.debug(fields, 'fallback sink skipped: an Alertmanager acknowledged the alert');
+        this.deps.log.debug(fields, alert.status === 'firing' ? 'fallback sink skipped: an Alertmanager acknowledged the alert' : 'fallback sink skipped the resolve: it never sent the trigger');
         return;
       case 'permanent':
         this.deps.log.error({ ...fields, reason: outcome.reason }, 'alert refused by the receiver (permanent); check the sink configuration (routing key, URL, payload)');
@@ -224,7 +251,7 @@ export class SinkWorker {
         if (!job.repost) this.deps.settle(job.record, this.name, { kind: 'stale' });
         continue;
       }
-      if (job.notBefore <= now) {
+      if (job.notBefore <= now && !this.#held(job)) {
         this.#queue.splice(i, 1);
         return job;
       }
@@ -235,7 +262,7 @@ export class SinkWorker {
   /** Waits for an enqueue, the next cooldown to end, or the stop; leaves no listener or timer behind. */
   async #waitForWork(signal: AbortSignal): Promise<void> {
     const now = this.deps.clock.monotonic();
-    const nextDue = this.#queue.reduce((min, j) => Math.min(min, j.notBefore), Infinity);
+    const nextDue = this.#queue.reduce((min, j) => (this.#held(j) ? min : Math.min(min, j.notBefore)), Infinity);
     await new Promise<void>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
       const done = (): void => {

@@ -51,6 +51,8 @@ export async function sendJson(opts: PostOptions): Promise<HttpDelivery> {
     return classify(res.statusCode, headerValue(res.headers['retry-after']), text);
   } catch (err) {
     if (opts.signal.aborted) return { ok: false, permanent: false, reason: 'aborted: connwatch is stopping' };
+    const refusal = permanentNetworkError(err);
+    if (refusal) return { ok: false, permanent: true, reason: scrub(refusal, opts.secrets) };
     const why = timedOut ? `timed out after ${opts.timeoutMs} ms` : describeError(err);
     return { ok: false, permanent: false, reason: scrub(`${why}; is the receiver reachable over the host network?`, opts.secrets) };
   } finally {
@@ -83,6 +85,43 @@ export function parseRetryAfter(value: string | undefined, nowMs: number): numbe
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** Node/OpenSSL codes for a certificate the client will never accept, however often it asks. */
+const CERTIFICATE_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'INVALID_CA',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'HOSTNAME_MISMATCH',
+]);
+
+/**
+ * A network error that retrying cannot fix (an untrusted certificate, a proxy that wants
+ * credentials or refuses the destination): its reason with an operator hint, else undefined.
+ */
+export function permanentNetworkError(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code && CERTIFICATE_CODES.has(code)) {
+      return `TLS certificate rejected (${code}: ${e.message}); not retried: give the receiver's CA in the sink's caFile or alerts.network.caFile, or fix the receiver's certificate`;
+    }
+    const proxy = /Proxy response \((\d{3})\)/.exec(e.message);
+    if (proxy && (proxy[1] === '407' || proxy[1] === '403')) {
+      return `the proxy refused the tunnel (HTTP ${proxy[1]}); not retried: check the proxy's credentials (in the proxy URL) and that it allows CONNECT to this receiver, or add the receiver to alerts.network.noProxy`;
+    }
+    if (e.message.includes('Proxy Authentication Required')) return 'the proxy wants credentials (HTTP 407); not retried: put them in the proxy URL';
+  }
+  return undefined;
 }
 
 function describeError(err: unknown): string {

@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import type { BoxContext } from '../types.js';
 import { SpoolingAlerter, type AlerterDeps } from './alerter.js';
 import type { AlertsConfig } from './config.js';
+import { AlertNetwork } from './dispatcher.js';
 import { Heartbeat } from './heartbeat.js';
 import { alertMetrics } from './metrics.js';
 import { realSleep } from './sleep.js';
@@ -10,7 +11,9 @@ import { realSleep } from './sleep.js';
 export { SpoolingAlerter, alertId, type AlerterDeps } from './alerter.js';
 export { VerdictAlerts, type VerdictContext } from './verdicts.js';
 export { alertsConfig, DEFAULT_DEDUP_TEMPLATE, FLEET_DEDUP_TEMPLATE, type AlertsConfig } from './config.js';
-export { createAlertDispatcher, type AlertDispatcherOptions } from './dispatcher.js';
+export { AlertNetwork, chooseProxy, createAlertDispatcher, type AlertDispatcherOptions, type AlertNetworkDeps } from './dispatcher.js';
+export { ResolverCache, hostResolver, type NameStatus, type ResolveName } from './resolver.js';
+export { permanentNetworkError } from './http.js';
 export { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
 export { buildSinks } from './sinks/index.js';
 export { renderKey, templateProblem, TEMPLATE_VARIABLES } from './template.js';
@@ -20,25 +23,39 @@ export type { ConfiguredSink, SinkKind, SinkPolicy } from './types.js';
 export interface AlertsBox {
   alerter: SpoolingAlerter;
   heartbeat: Heartbeat | undefined;
+  /** How alerts leave (proxy, CA bundles, resolver cache), when the box built or was given one. */
+  network: AlertNetwork | undefined;
   start(): Promise<void>;
   /** Stops in reverse start order and waits for both. */
   stop(): Promise<void>;
 }
 
-/** Builds the alerts box from its config section. */
+/**
+ * Builds the alerts box from its config section. Without `deps.dispatcher` alerts leave by
+ * an AlertNetwork built from alerts.network (proxy, CA bundles, resolver cache in stateDir).
+ * Throws only for a CA bundle it cannot read (start-up refuses, with the path).
+ */
 export function createAlerts(deps: AlerterDeps): AlertsBox {
-  const alerter = new SpoolingAlerter(deps);
-  const heartbeat = makeHeartbeat(deps.config, deps.ctx, deps.dispatcher, deps.identity.node);
+  let alerter: SpoolingAlerter | undefined;
+  const owned = deps.dispatcher || deps.network ? undefined : new AlertNetwork({ config: deps.config, stateDir: deps.stateDir, ctx: deps.ctx, onChange: () => alerter?.publish() });
+  const network = deps.network ?? owned;
+  alerter = new SpoolingAlerter({ ...deps, ...(network ? { network } : {}) });
+  const heartbeatDispatcher = deps.dispatcher ?? network!.dispatcherFor('');
+  const heartbeat = makeHeartbeat(deps.config, deps.ctx, heartbeatDispatcher, deps.identity.node);
+  const started = alerter;
   return {
-    alerter,
+    alerter: started,
     heartbeat,
+    network,
     async start() {
-      await alerter.start();
+      await owned?.start();
+      await started.start();
       heartbeat?.start();
     },
     async stop() {
       await heartbeat?.stop();
-      await alerter.stop();
+      await started.stop();
+      await owned?.close();
     },
   };
 }

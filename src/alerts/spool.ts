@@ -9,6 +9,10 @@ export interface SpoolRecord {
   alert: Alert;
   /** Sink names that have not acknowledged (or permanently refused) this item yet. */
   pending: string[];
+  /** Sink names that accepted it (absent in older files: every sink not pending). */
+  acked?: string[];
+  /** For a resolve: the sinks that accepted the version it replaced (absent = unknown). */
+  sentBefore?: string[];
 }
 
 /** The file operations the spool uses; injected so tests can make the disk full or read-only. */
@@ -111,7 +115,13 @@ export class Spool {
         throw new Error(`not a format-${FORMAT} spool record`);
       }
       this.#bytes.set(parsed.seq, Buffer.byteLength(text));
-      return { seq: parsed.seq, alert: parsed.alert, pending: parsed.pending };
+      return {
+        seq: parsed.seq,
+        alert: parsed.alert,
+        pending: parsed.pending,
+        ...(Array.isArray(parsed.acked) ? { acked: parsed.acked } : {}),
+        ...(Array.isArray(parsed.sentBefore) ? { sentBefore: parsed.sentBefore } : {}),
+      };
     } catch (err) {
       this.log.error({ file, err: String(err) }, 'unreadable alert spool file set aside as .bad; inspect it and delete it');
       await this.fs.rename(file, `${file}.bad`).catch(() => undefined);

@@ -6,6 +6,8 @@ import { evidenceText, runbookFor, timelineText } from '../render.js';
 export interface AlertmanagerOptions {
   /** Base URL of one Alertmanager replica. */
   baseUrl: string;
+  /** Sink name (default alertmanager:<host:port>); each replica's delivery state is tracked under it. */
+  name?: string;
   dispatcher: Dispatcher;
   siteLabel: string;
   labels: Record<string, string>;
@@ -52,7 +54,7 @@ export function toPostableAlert(alert: Alert, opts: Pick<AlertmanagerOptions, 's
 export function alertmanagerSink(opts: AlertmanagerOptions): AlertSink {
   const url = new URL('api/v2/alerts', opts.baseUrl.endsWith('/') ? opts.baseUrl : `${opts.baseUrl}/`).toString();
   return {
-    name: `alertmanager:${new URL(opts.baseUrl).host}`,
+    name: opts.name ?? `alertmanager:${new URL(opts.baseUrl).host}`,
     async deliver(alert: Alert, signal: AbortSignal): Promise<DeliveryResult> {
       return sendJson({ dispatcher: opts.dispatcher, url, body: [toPostableAlert(alert, opts)], timeoutMs: opts.timeoutMs, signal });
     },

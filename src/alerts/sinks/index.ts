@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { Alert } from '../../types.js';
-import type { AlertsConfig } from '../config.js';
+import { FLEET_DEDUP_TEMPLATE, type AlertsConfig } from '../config.js';
 import { renderKey } from '../template.js';
 import type { ConfiguredSink, SinkKind } from '../types.js';
 import { alertmanagerSink } from './alertmanager.js';
@@ -13,21 +13,37 @@ export { pagerDutySink, toPagerDutyEvent } from './pagerduty.js';
 export { slackSink, toSlackMessage } from './slack.js';
 export { webhookSink, toWebhookBody } from './webhook.js';
 
-type Builder = (config: AlertsConfig, dispatcher: Dispatcher) => ConfiguredSink[];
+/** The dispatcher for a sink, given its extra CA bundle ("" = none). */
+export type DispatcherFor = (caFile: string) => Dispatcher;
 
-function keyer(template: string, fallback: string): (alert: Alert) => string {
-  const chosen = template || fallback;
+type Builder = (config: AlertsConfig, dispatcherFor: DispatcherFor) => ConfiguredSink[];
+
+/** A sink's dedup key: its own template, else the fleet key for a fallback sink, else the root template. */
+function keyer(template: string, config: AlertsConfig, when: 'always' | 'fallback'): (alert: Alert) => string {
+  const chosen = template || (when === 'fallback' ? FLEET_DEDUP_TEMPLATE : config.dedupKey);
   return (alert) => renderKey(chosen, alert);
+}
+
+/** Sink names for the replicas: host:port, with the path added when two replicas share a host. */
+function replicaNames(urls: string[]): string[] {
+  const hosts = urls.map((u) => new URL(u).host);
+  return urls.map((u, i) => {
+    const url = new URL(u);
+    const shared = hosts.filter((h) => h === hosts[i]).length > 1;
+    return `alertmanager:${url.host}${shared ? url.pathname.replace(/\/$/, '') || '/' : ''}`;
+  });
 }
 
 /** One builder per sink kind; a kind without one does not compile. */
 const builders = {
-  alertmanager: (config, dispatcher) =>
-    config.alertmanager.urls.map((baseUrl) => ({
+  alertmanager: (config, dispatcherFor) => {
+    const names = replicaNames(config.alertmanager.urls);
+    return config.alertmanager.urls.map((baseUrl, i) => ({
       kind: 'alertmanager' as const,
       sink: alertmanagerSink({
         baseUrl,
-        dispatcher,
+        name: names[i]!,
+        dispatcher: dispatcherFor(config.alertmanager.caFile),
         siteLabel: config.alertmanager.siteLabel,
         labels: config.alertmanager.labels,
         generatorUrl: config.alertmanager.generatorUrl,
@@ -42,11 +58,13 @@ const builders = {
         repostIntervalMs: config.alertmanager.resendIntervalSeconds * 1000,
         keyOf: (alert: Alert) => alert.id,
       },
-    })),
-  pagerduty: (config, dispatcher) => {
+    }));
+  },
+  pagerduty: (config, dispatcherFor) => {
     const pd = config.pagerduty;
     if (!pd) return [];
-    const keyOf = keyer(pd.dedupKey, config.dedupKey);
+    const keyOf = keyer(pd.dedupKey, config, pd.when);
+    const dispatcher = dispatcherFor(pd.caFile);
     return [
       {
         kind: 'pagerduty' as const,
@@ -55,10 +73,11 @@ const builders = {
       },
     ];
   },
-  slack: (config, dispatcher) => {
+  slack: (config, dispatcherFor) => {
     const slack = config.slack;
     if (!slack) return [];
-    const keyOf = keyer(slack.dedupKey, config.dedupKey);
+    const keyOf = keyer(slack.dedupKey, config, slack.when);
+    const dispatcher = dispatcherFor(slack.caFile);
     return [
       {
         kind: 'slack' as const,
@@ -67,9 +86,10 @@ const builders = {
       },
     ];
   },
-  webhook: (config, dispatcher) =>
+  webhook: (config, dispatcherFor) =>
     config.webhooks.map((hook) => {
-      const keyOf = keyer(hook.dedupKey, config.dedupKey);
+      const keyOf = keyer(hook.dedupKey, config, hook.when);
+      const dispatcher = dispatcherFor(hook.caFile);
       return {
         kind: 'webhook' as const,
         sink: webhookSink({ name: hook.name, url: hook.url, headers: hook.headers, dispatcher, dedupKey: keyOf, runbookUrl: config.runbookUrl, timeoutMs: config.retry.requestTimeoutMs }),
@@ -78,8 +98,12 @@ const builders = {
     }),
 } satisfies Record<SinkKind, Builder>;
 
-/** Builds every configured sink, in a stable order (Alertmanager replicas first). */
-export function buildSinks(config: AlertsConfig, dispatcher: Dispatcher): ConfiguredSink[] {
+/**
+ * Builds every configured sink, in a stable order (Alertmanager replicas first). Given one
+ * dispatcher, every sink uses it (per-sink CA bundles then need that dispatcher to trust them).
+ */
+export function buildSinks(config: AlertsConfig, dispatcher: Dispatcher | DispatcherFor): ConfiguredSink[] {
   const all: Record<SinkKind, Builder> = builders;
-  return (Object.keys(all) as SinkKind[]).flatMap((kind): ConfiguredSink[] => all[kind](config, dispatcher));
+  const dispatcherFor: DispatcherFor = typeof dispatcher === 'function' ? dispatcher : () => dispatcher;
+  return (Object.keys(all) as SinkKind[]).flatMap((kind): ConfiguredSink[] => all[kind](config, dispatcherFor));
 }

@@ -33,6 +33,7 @@ describe('fallback sinks', () => {
   async function withAlertmanager(answers: boolean) {
     const config = fastConfig({
       fallbackAfterSeconds: 0.2,
+      fallbackJitterSeconds: 0,
       dedupKey: '{{site}}/{{cause}}',
       pagerduty: { routingKey: 'rk', url: pd.url, when: 'fallback', jitterMs: 0 },
       retry: { retries: 0, cooldownMs: 60_000, requestTimeoutMs: 300 },
