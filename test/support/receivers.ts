@@ -3,6 +3,7 @@
  * webhooks and a generic JSON webhook, on 127.0.0.1 port 0, with fault injection.
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 
 export type ReceiverKind = 'pagerduty' | 'slack' | 'webhook';
@@ -91,8 +92,13 @@ function send(res: ServerResponse, status: number, text: string, type = 'applica
   return status;
 }
 
+export interface ReceiverOptions {
+  /** Serve HTTPS with this PEM key and certificate (the origin becomes https://127.0.0.1:port). */
+  tls?: { key: string; cert: string };
+}
+
 /** Starts a receiver of the given kind on 127.0.0.1 port 0. */
-export async function startReceiver(kind: ReceiverKind): Promise<Receiver> {
+export async function startReceiver(kind: ReceiverKind, options: ReceiverOptions = {}): Promise<Receiver> {
   const attempts: Received[] = [];
   const queue: Fault[] = [];
   let rule: ((body: unknown) => Fault | undefined) | undefined;
@@ -120,7 +126,7 @@ export async function startReceiver(kind: ReceiverKind): Promise<Receiver> {
     entry.answered = answerNormally(kind, entry.body, res);
   };
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -137,14 +143,15 @@ export async function startReceiver(kind: ReceiverKind): Promise<Receiver> {
       if (fault?.kind === 'delay') setTimeout(() => answer(entry, req, res, undefined), fault.ms);
       else answer(entry, req, res, fault);
     });
-  });
+  };
+  const server = options.tls ? createTlsServer({ key: options.tls.key, cert: options.tls.cert }, handler) : createServer(handler);
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const origin = `http://127.0.0.1:${port}`;
+  const origin = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const okStatus = kind === 'pagerduty' ? 202 : 200;
 
   return {

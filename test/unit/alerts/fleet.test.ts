@@ -159,3 +159,39 @@ describe('with every Alertmanager down', () => {
     expect(postedTo(amA)).toHaveLength(2);
   });
 });
+
+describe('a replica that refuses for good', () => {
+  it('is not re-posted to until a new alert version gets through (a refusal is never a loop)', async () => {
+    let refusing = true;
+    let calls = 0;
+    const refuser = {
+      kind: 'alertmanager' as const,
+      sink: {
+        name: 'alertmanager:refuser',
+        deliver: async () => {
+          calls += 1;
+          return refusing ? { ok: false as const, permanent: true, reason: 'TLS certificate rejected (UNABLE_TO_VERIFY_LEAF_SIGNATURE)' } : { ok: true as const };
+        },
+      },
+      policy: { perMinute: 60_000, burst: 1000, jitterMs: 0, sendResolves: true, repostIntervalMs: 20, keyOf: (a: { id: string }) => a.id },
+    };
+    let repostRounds = 0;
+    const sleep = async (ms: number, signal?: AbortSignal) => {
+      if (ms >= 15) repostRounds += 1;
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(resolve, ms);
+        signal?.addEventListener('abort', () => (clearTimeout(t), reject(new Error('aborted'))), { once: true });
+      });
+    };
+    const alerter = new SpoolingAlerter({ ctx: testContext(), config: config(), stateDir: join(dir, 'refuser'), dispatcher, identity: { node: 'node-a', site: 'lab' }, sinks: [refuser], sleep });
+    running.push(alerter);
+    await alerter.start();
+    alerter.raise(sampleAlert('node-a', { id: 'ReadyButNoPodNetwork/node-a' }));
+    await expect.poll(() => repostRounds, { timeout: 3000 }).toBeGreaterThanOrEqual(5);
+    expect(calls).toBe(1);
+
+    refusing = false;
+    alerter.raise(sampleAlert('node-a', { id: 'ReadyButNoPodNetwork/node-a', severity: 'warning' }));
+    await expect.poll(() => calls, { timeout: 3000 }).toBeGreaterThanOrEqual(4); // the new version, then re-posts again
+  });
+});
