@@ -87,6 +87,8 @@ export class SpoolingAlerter implements Alerter {
           sleep: this.#sleep,
           random: this.#random,
           settle: (record, sink, outcome) => this.#settle(record, sink, outcome),
+          // A replica back from down may have lost its memory (a restart): give it what is active now, not at the next re-post.
+          ...(configured.policy.repostIntervalMs !== undefined ? { recovered: () => this.#repostTo(configured.sink.name) } : {}),
         }),
     );
     this.#ops = new Promise<void>((resolve) => (this.#markOpen = resolve));
@@ -315,6 +317,12 @@ export class SpoolingAlerter implements Alerter {
   /** Publishes the alerts section of /status (also when the network's view changes). */
   publish(): void {
     this.#publish();
+  }
+
+  #repostTo(sink: string): void {
+    const worker = this.#workers.find((w) => w.name === sink);
+    if (!worker) return;
+    for (const record of this.#active.values()) if (record.seq >= 0 && !record.pending.has(sink)) worker.enqueue(record, true);
   }
 
   #publish(): void {

@@ -45,6 +45,8 @@ export interface WorkerDeps {
   metrics: AlertMetrics;
   sleep: Sleep;
   random: () => number;
+  /** Called when the sink answers again after a round of retries ran out (a replica back from down). */
+  recovered?(): void;
   /** Called once per spooled record when this sink is done with it (delivered, stale or refused). */
   settle(record: LiveRecord, sink: string, outcome: DeliveryOutcome): void;
   /**
@@ -76,6 +78,8 @@ export class SinkWorker {
   #last: { at: number; outcome: DeliveryOutcome['kind']; reason?: string } | undefined;
   /** Set by a permanent refusal, cleared by the next success: re-posts pause meanwhile, so a refusal is never a loop. */
   #refusing: string | undefined;
+  /** A round of retries ran out since the last success. */
+  #failing = false;
 
   constructor(private readonly deps: WorkerDeps) {
     this.name = deps.configured.sink.name;
@@ -168,7 +172,12 @@ export class SinkWorker {
     this.#last = { at: this.deps.clock.now(), outcome: outcome.kind, ...('reason' in outcome ? { reason: outcome.reason } : {}) };
     this.deps.metrics.alerts.inc({ sink: this.name, result: outcome.kind });
     this.#log(job, outcome);
+    if (outcome.kind === 'delivered' && this.#failing) {
+      this.#failing = false;
+      this.deps.recovered?.();
+    }
     if (outcome.kind === 'exhausted') {
+      this.#failing = true;
       job.notBefore = this.deps.clock.monotonic() + this.deps.retry.cooldownMs;
       this.#queue.push(job);
       return;
