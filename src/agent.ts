@@ -14,8 +14,8 @@ import { resolveProfiles } from './datapath/profiles.js';
 import { addItemsBatch } from './datapath/batch.js';
 import { planRestore } from './datapath/writer.js';
 import { Gate } from './remediation/gate.js';
-import { FileJournal } from './remediation/journal.js';
-import { RestoreRung, type DamageCheck, type ItemWriter } from './remediation/restore.js';
+import { FileJournal, readEntries } from './remediation/journal.js';
+import { CARRY_OVER_MS, carriedOverItems, RestoreRung, type DamageCheck, type ItemWriter } from './remediation/restore.js';
 import { createSignals } from './signals/index.js';
 import { createLogger, createMetrics, Heartbeat, Liveness, StatusBoard, TelemetryServer } from './telemetry/index.js';
 import type { Alerter, BoxContext, Clock, DamageReport, SignalEvent } from './types.js';
@@ -72,7 +72,8 @@ function waitForStop(agent: Agent, log: Logger): Promise<number> {
       log.info({ why }, 'connwatch stopping');
       const forced = setTimeout(() => {
         log.error({ budgetMs: STOP_BUDGET_MS }, 'shutdown took too long; exiting anyway');
-        resolve(code || 1);
+        // Something still holds the event loop: leave now, within the 5 s a supervisor allows.
+        process.exit(code || 1);
       }, STOP_BUDGET_MS);
       forced.unref();
       agent.stop().then(
@@ -165,6 +166,8 @@ export class Agent {
     const alerts = createAlerts({ ctx: box('alerts'), config: config.alerts, stateDir: config.stateDir, dispatcher: createAlertDispatcher(), identity: { node: config.node, site: config.site } });
     agent.#components.push({ name: 'alerts', start: () => alerts.start(), stop: () => alerts.stop() });
 
+    const carriedOver = carriedOverItems(readEntries(journal.path), clock.now() - CARRY_OVER_MS);
+    if (carriedOver.length > 0) log.warn({ items: carriedOver.map(describeItem) }, 'items networkd removed while a previous run declined the restore stay repairable');
     const cilium = new CiliumClient(config.cilium);
     const ip = execIpRunner(config.datapath.ip);
     const datapath = new DatapathMonitor({ ctx: box('datapath'), config: config.datapath, profiles: profiles.profiles, stateDir: config.stateDir, run: ip, cilium });
@@ -182,6 +185,7 @@ export class Agent {
         site: config.site,
         canWrite: netAdmin,
         verifyTcp: tcpConnects,
+        carriedOver,
       },
       config.restore,
     );
@@ -190,18 +194,8 @@ export class Agent {
       restore.onReport(report);
       damageAlerts.onReport(report);
     });
-    agent.#components.push({
-      name: 'datapath',
-      start: async () => {
-        await datapath.start();
-      },
-      stop: async () => {
-        await restore.stop();
-        await datapath.stop();
-        await cilium.close();
-      },
-    });
-
+    // Signals start before the datapath's first read and learning step, so that a networkd restart
+    // during start-up is still known as networkd activity when its losses are assessed.
     const signals = createSignals(box('signals'), config.signals);
     const signalLog = log.child({ box: 'signals' });
     agent.#components.push({
@@ -214,6 +208,18 @@ export class Agent {
           datapath.onSignal(event);
         }),
       stop: () => signals.stop(),
+    });
+
+    agent.#components.push({
+      name: 'datapath',
+      start: async () => {
+        await datapath.start();
+      },
+      stop: async () => {
+        await restore.stop();
+        await datapath.stop();
+        await cilium.close();
+      },
     });
 
     agent.#components.push(mainLoop(agent.ctx, liveness, new Heartbeat(config.telemetry.heartbeatFile)));
@@ -336,11 +342,6 @@ export function tcpConnects(target: string, timeoutMs: number): Promise<{ ok: tr
 /** A fresh re-read for the restore's verification; a failed read is an error, never a stale "all clear". */
 function damageCheck(datapath: DatapathMonitor): DamageCheck {
   return {
-    check: async (trigger) => {
-      const before = datapath.lastReport();
-      await datapath.refresh(trigger);
-      const after = datapath.lastReport();
-      return after && after !== before ? after : { error: 'the datapath re-read failed (see /status datapath.lastRead)' };
-    },
+    check: async (trigger) => (await datapath.refresh(trigger)) ?? { error: 'the datapath re-read failed (see /status datapath.lastRead)' },
   };
 }

@@ -107,6 +107,8 @@ export interface MissingItem {
   profile: string;
   /** Whether this item's own loss coincided with networkd activity (the report-level flag means "any item did"). */
   coincidedWithNetworkd?: boolean;
+  /** "baseline": a learned member; "invariant": required by a profile but never learned here (never restored). */
+  source?: 'baseline' | 'invariant';
 }
 
 /** The result of diffing the live datapath against the baseline. */
@@ -223,6 +225,8 @@ export interface GateResult {
 /** The one place every action passes: enablement, shadow mode, kill switch, halt, journal. */
 export interface ActionGate {
   submit(request: ActionRequest): Promise<GateResult>;
+  /** What the gate would decide for this action now, without journalling. */
+  preview(kind: ActionKind): { decision: GateDecision; why?: string };
 }
 
 // ─── alerts ─────────────────────────────────────────────────────────────────────────────────

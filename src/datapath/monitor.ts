@@ -71,12 +71,12 @@ export class DatapathMonitor {
   readonly #abort = new AbortController();
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #metrics: { missing: Gauge<'severity'>; members: Gauge; reads: Counter<'result'>; changes: Counter<'change'> };
-  #running: Promise<void> | undefined;
+  #running: Promise<DatapathDamageReport | undefined> | undefined;
   #learning: Promise<void> | undefined;
   #learnAgain: string | undefined;
   #graceTimersPending = false;
   #queued: string | undefined;
-  #queuedWaiters: (() => void)[] = [];
+  #queuedWaiters: ((report: DatapathDamageReport | undefined) => void)[] = [];
   #lastReport: DatapathDamageReport | undefined;
   #lastSnapshot: DatapathSnapshot | undefined;
   #lastMissingKeys = '';
@@ -131,7 +131,7 @@ export class DatapathMonitor {
     this.#timers.clear();
     this.#abort.abort();
     await this.settled();
-    for (const resolve of this.#queuedWaiters.splice(0)) resolve();
+    for (const resolve of this.#queuedWaiters.splice(0)) resolve(undefined);
   }
 
   /** Feeds a signal: notes networkd activity and CNI restarts, and re-reads. */
@@ -186,26 +186,29 @@ export class DatapathMonitor {
   }
 
   /**
-   * Re-reads now (coalesced with one in flight). Resolves when a read that started after this
-   * call has been assessed and published; never waits for the CNI's API (see settled()).
+   * Re-reads now (coalesced with one in flight). Resolves to the report of a read that started
+   * after this call (undefined if that read failed); never waits for the CNI's API (see settled()).
    */
-  refresh(trigger: string): Promise<void> {
-    if (this.#stopped) return Promise.resolve();
+  refresh(trigger: string): Promise<DatapathDamageReport | undefined> {
+    if (this.#stopped) return Promise.resolve(undefined);
     if (this.#running) {
       this.#queued ??= trigger;
       return new Promise((resolve) => this.#queuedWaiters.push(resolve));
     }
-    const pass = this.#pass(trigger);
-    this.#running = pass.catch((err: unknown) => this.#ctx.log.error({ err, trigger }, 'datapath pass failed (a bug)'));
-    void this.#running.finally(() => {
+    const pass = this.#pass(trigger).catch((err: unknown) => {
+      this.#ctx.log.error({ err, trigger }, 'datapath pass failed (a bug)');
+      return undefined;
+    });
+    this.#running = pass;
+    void pass.finally(() => {
       this.#running = undefined;
       const next = this.#queued;
       const waiters = this.#queuedWaiters.splice(0);
       this.#queued = undefined;
       if (next === undefined) return;
-      void this.refresh(next).then(() => waiters.forEach((resolve) => resolve()));
+      void this.refresh(next).then((report) => waiters.forEach((resolve) => resolve(report)));
     });
-    return this.#running;
+    return pass;
   }
 
   /** Resolves when no read and no learning step is running (tests, start-up, shutdown). */
@@ -216,16 +219,16 @@ export class DatapathMonitor {
     }
   }
 
-  /** Reads, assesses and publishes; returns the learning step it scheduled (not awaited: the CNI's API may hang). */
-  async #pass(trigger: string): Promise<void> {
+  /** Reads, assesses and publishes; resolves to this pass's own report (undefined when the read failed). Learning runs after, not awaited: the CNI's API may hang. */
+  async #pass(trigger: string): Promise<DatapathDamageReport | undefined> {
     const read = await readDatapath(this.#run, () => this.#ctx.clock.monotonic(), this.#abort.signal);
-    if (this.#stopped) return;
+    if (this.#stopped) return undefined;
     if (!read.ok) {
       this.#metrics.reads.inc({ result: 'failed' });
       this.#lastRead = { at: this.#ctx.clock.monotonic(), ok: false, reason: read.reason, hint: read.hint, unsupported: [] };
       this.#ctx.log.warn({ trigger, reason: read.reason, hint: read.hint }, 'datapath re-read failed');
       this.#publishStatus();
-      return;
+      return undefined;
     }
     this.#metrics.reads.inc({ result: 'ok' });
     this.#lastRead = { at: read.snapshot.at, ok: true, unsupported: read.unsupported };
@@ -236,6 +239,7 @@ export class DatapathMonitor {
     const wantsEvidence = trigger === 'start' || trigger === 'steady' || report.withheld.length > 0 || report.missing.some((entry) => entry.pod);
     // Not awaited: the CNI's API may hang mid-incident, and reads must not wait for it.
     if (wantsEvidence) void this.#learnSoon(trigger);
+    return report;
   }
 
   /**

@@ -1,10 +1,11 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import type { ActionGate, ActionOutcome, Alerter, Clock, DamageReport, DatapathItem, MissingItem, SignalEvent, StatusSink, TimelineEntry } from '../types.js';
+import type { ActionGate, ActionOutcome, Alerter, Clock, DamageReport, DatapathItem, GateDecision, MissingItem, SignalEvent, StatusSink, TimelineEntry } from '../types.js';
 import { alertId } from '../alerts/alerter.js';
 import { describeItem, itemKey } from '../datapath/items.js';
 import type { RestorePlan } from '../datapath/writer.js';
 import type { RestoreConfig } from './config.js';
+import type { JournalEntry } from './journal.js';
 
 /** Orders and puts back baseline items; never deletes. EEXIST is success ("exists"). */
 export interface ItemWriter {
@@ -36,6 +37,8 @@ export interface RestoreDeps {
   /** Whether this process may change rules and routes; without it the rung is skipped and says so. */
   canWrite: { ok: boolean; reason?: string };
   verifyTcp?: TcpVerifier;
+  /** Items networkd removed while a previous run's gate declined the restore (kill switch, shadow, halt): still repairable. */
+  carriedOver?: DatapathItem[];
 }
 
 /** Where one networkd episode stands. */
@@ -53,8 +56,10 @@ interface Episode {
   state: EpisodeState;
   missing: MissingItem[];
   timeline: TimelineEntry[];
-  /** The missing set a non-executed gate decision was already recorded for, so it is not resubmitted in a loop. */
-  declinedKeys: Set<string>;
+  /** Items a gate decision not to act was journalled for, so the same decision is not resubmitted per re-read. */
+  declined?: { decision: GateDecision; keys: Set<string> };
+  /** Verification re-reads that failed in a row. */
+  verifyFailures: number;
   /** No attempt before this monotonic time (items held for addresses, a failed write); a new signal lifts it. */
   holdUntil?: number;
   /** Why the last attempt could not write everything, if it could not. */
@@ -62,6 +67,9 @@ interface Episode {
 }
 
 const ADMIN_STATES_CONFIGURING = new Set(['configuring', 'configured', 'failed']);
+const MAX_VERIFY_FAILURES = 5;
+/** How long a previous run's declined restore keeps its items repairable across a connwatch restart. */
+export const CARRY_OVER_MS = 60 * 60 * 1000;
 const ADMIN_STATES_UNMANAGED = new Set(['unmanaged', 'linger']);
 const TIMELINE_MAX = 100;
 
@@ -87,10 +95,14 @@ export class RestoreRung {
   #stopped = false;
   #lastOutcome: { episode: number; state: EpisodeState; timeline: TimelineEntry[] } | undefined;
   #unrepaired: { key: string; wallAt: number; trigger: string; items: { item: string; severity: string }[] } | undefined;
+  /** Keys of items carried over from a previous run's declined restores; dropped once present again. */
+  readonly #carried: Set<string>;
+  #attemptQueued = false;
 
   constructor(deps: RestoreDeps, cfg: RestoreConfig) {
     this.#deps = deps;
     this.#cfg = cfg;
+    this.#carried = new Set((deps.carriedOver ?? []).map(itemKey));
     this.#restores = new Counter({
       name: 'connwatch_restores_total',
       help: 'Restore attempts and decisions by result: restored, partial, failed, failed_verify, shadowed, killed, halted, disabled, rate_limited, fighting, no_capability, not_repaired.',
@@ -109,7 +121,8 @@ export class RestoreRung {
   /** Feeds networkd activity: restarts open an episode, links entering "configuring" mark the flush done. */
   onSignal(event: SignalEvent): void {
     if (this.#stopped) return;
-    if (this.#episode) this.#episode.holdUntil = undefined;
+    // Only what can satisfy a hold lifts it (not the echoes of connwatch's own writes).
+    if (this.#episode && liftsHold(event)) this.#episode.holdUntil = undefined;
     switch (event.kind) {
       case 'NetworkdRestarted':
         this.#activity(event.at, event.wallAt, 'networkd restarted', true);
@@ -131,18 +144,18 @@ export class RestoreRung {
   onReport(report: DamageReport): void {
     if (this.#stopped) return;
     const now = this.#deps.clock.monotonic();
-    if (report.missing.length === 0) {
-      this.#whole(report);
-      return;
+    if (this.#carried.size > 0) {
+      const missingKeys = new Set(report.missing.map((m) => itemKey(m.item)));
+      for (const key of this.#carried) if (!missingKeys.has(key)) this.#carried.delete(key);
     }
     // Only what networkd just removed is restored; anything else missing is reported, not repaired.
-    const repairable = report.missing.filter((m) => m.coincidedWithNetworkd ?? report.coincidedWithNetworkd);
+    const repairable = this.#repairable(report);
     const unrepairable = report.missing.filter((m) => !repairable.includes(m));
     if (unrepairable.length > 0) this.#notRepaired(unrepairable, report.trigger);
     else this.#unrepaired = undefined;
-    if (repairable.length === 0) return this.#publish();
+    if (repairable.length === 0) return this.#whole(report);
     const episode = this.#episode ?? this.#open(`damage (${report.trigger})`, now, this.#deps.clock.now());
-    if (episode.state === 'fighting') return;
+    if (episode.state === 'fighting' || episode.state === 'failed') return;
     episode.missing = repairable;
     if (episode.state !== 'restoring') episode.state = 'waiting';
     this.#note(episode, `missing: ${repairable.map((m) => `${describeItem(m.item)} [${m.severity}]`).join('; ')}`, { trigger: report.trigger });
@@ -192,7 +205,7 @@ export class RestoreRung {
 
   #open(trigger: string, at: number, wallAt: number): Episode {
     if (this.#episode) this.#close('ended');
-    this.#episode = { id: ++this.#episodes, trigger, triggerAt: at, triggerWall: wallAt, lastActivityAt: at, linksConfigured: new Set(), restores: 0, state: 'waiting', missing: [], timeline: [], declinedKeys: new Set() };
+    this.#episode = { id: ++this.#episodes, trigger, triggerAt: at, triggerWall: wallAt, lastActivityAt: at, linksConfigured: new Set(), restores: 0, state: 'waiting', missing: [], timeline: [], verifyFailures: 0 };
     return this.#episode;
   }
 
@@ -218,10 +231,28 @@ export class RestoreRung {
     const quietLeft = e.lastActivityAt + this.#cfg.quietPeriodMs - this.#deps.clock.monotonic();
     if (this.#flushOver(e) || quietLeft <= 0) {
       this.#timer = undefined;
-      this.#schedule(() => this.#attempt(e));
+      // One attempt queued at a time: reports arriving meanwhile must not stack up repeats.
+      if (this.#attemptQueued) return;
+      this.#attemptQueued = true;
+      this.#schedule(async () => {
+        this.#attemptQueued = false;
+        await this.#attempt(e);
+      });
     } else {
-      this.#timer = setTimeout(() => this.#reconsider(), quietLeft);
+      this.#setTimer(() => this.#reconsider(), quietLeft);
     }
+  }
+
+  /** The one pending timer (a later one replaces it); unref'd so it never holds the process up. */
+  #setTimer(action: () => void, delayMs: number): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(action, delayMs);
+    this.#timer.unref();
+  }
+
+  /** What a restore may put back: items networkd just removed (or removed while a previous run's restore was declined); never a profile's invariant that was not learned here. */
+  #repairable(report: DamageReport): MissingItem[] {
+    return report.missing.filter((m) => m.source !== 'invariant' && ((m.coincidedWithNetworkd ?? report.coincidedWithNetworkd) || this.#carried.has(itemKey(m.item))));
   }
 
   #schedule(task: () => Promise<void>): void {
@@ -237,18 +268,17 @@ export class RestoreRung {
       this.#note(e, `restore skipped: ${this.#deps.canWrite.reason}`);
       return this.#publish();
     }
-    // A gate decision not to act was already journalled for every item here: do not repeat it per re-read.
-    if (e.missing.every((m) => e.declinedKeys.has(itemKey(m.item)))) return;
+    // The same gate decision was already journalled for every item here: do not repeat it per re-read
+    // (a flipped switch changes the decision, and then the restore goes ahead).
+    const declined = e.declined;
+    if (declined && this.#deps.gate.preview('restore').decision === declined.decision && e.missing.every((m) => declined.keys.has(itemKey(m.item)))) return;
     const holdLeft = (e.holdUntil ?? 0) - this.#deps.clock.monotonic();
-    if (holdLeft > 0) {
-      this.#timer = setTimeout(() => this.#reconsider(), holdLeft);
-      return;
-    }
+    if (holdLeft > 0) return this.#setTimer(() => this.#reconsider(), holdLeft);
     const waitMs = this.#rateLimitWait();
     if (waitMs > 0) {
       this.#count('rate_limited');
       this.#note(e, `rate limited: next restore in ${waitMs} ms`);
-      this.#timer = setTimeout(() => this.#reconsider(), waitMs);
+      this.#setTimer(() => this.#reconsider(), waitMs);
       return this.#publish();
     }
     if (e.restores >= this.#cfg.maxRepeats) return e.lastWriteFailure ? this.#failed(e, e.lastWriteFailure) : this.#fighting(e);
@@ -258,7 +288,7 @@ export class RestoreRung {
     if (plan.ordered.length === 0) {
       // Nothing can be written yet; the next networkd signal (an address coming back) reconsiders.
       e.holdUntil = this.#deps.clock.monotonic() + this.#cfg.quietPeriodMs;
-      this.#timer = setTimeout(() => this.#reconsider(), this.#cfg.quietPeriodMs);
+      this.#setTimer(() => this.#reconsider(), this.#cfg.quietPeriodMs);
       return this.#publish();
     }
     e.state = 'restoring';
@@ -271,9 +301,12 @@ export class RestoreRung {
     });
     if (result.decision !== 'executed') {
       e.state = 'waiting';
-      for (const m of e.missing) e.declinedKeys.add(itemKey(m.item));
+      const keys = e.declined?.decision === result.decision ? e.declined.keys : new Set<string>();
+      for (const m of e.missing) keys.add(itemKey(m.item));
+      e.declined = { decision: result.decision, keys };
       this.#count(result.decision);
-      this.#note(e, result.decision === 'shadowed' ? `would have restored ${items.length} item(s) (shadow mode)` : `not restored: ${result.decision}`);
+      const why = this.#deps.gate.preview('restore').why ?? result.decision;
+      this.#note(e, result.decision === 'shadowed' ? `would have restored ${items.length} item(s) (shadow mode)` : `not restored: ${result.decision} (${why}); restoring resumes when the switch is lifted, also across a connwatch restart within an hour`);
       return this.#publish();
     }
     e.restores++;
@@ -307,7 +340,7 @@ export class RestoreRung {
   async #verify(e: Episode, outcome: ActionOutcome): Promise<void> {
     const first = await this.#deps.damage.check('restore');
     if (this.#episode !== e) return;
-    const back = !('error' in first) && first.missing.length === 0;
+    const back = !('error' in first) && this.#repairable(first).length === 0;
     if (back) {
       this.#note(e, 'every item back (re-read)');
       this.#latency.observe((this.#deps.clock.monotonic() - e.triggerAt) / 1000);
@@ -317,15 +350,13 @@ export class RestoreRung {
       // Not all back: a write failed (often transient mid-flush: a gateway whose address networkd
       // has not put back yet), networkd removed items again, or the re-read failed. Try again after
       // the next signal or a quiet period; the repeat cap turns a lasting failure into a page.
-      if (!outcome.ok) {
-        e.lastWriteFailure = outcome.reason;
-        e.holdUntil = this.#deps.clock.monotonic() + this.#cfg.quietPeriodMs;
-      }
+      if (!outcome.ok) e.lastWriteFailure = outcome.reason;
+      e.holdUntil = this.#deps.clock.monotonic() + this.#cfg.quietPeriodMs;
       if (e.state === 'verifying') e.state = 'waiting';
-      this.#timer = setTimeout(() => this.#reconsider(), this.#cfg.quietPeriodMs);
+      this.#setTimer(() => this.#reconsider(), this.#cfg.quietPeriodMs);
       return this.#publish();
     }
-    this.#timer = setTimeout(() => this.#schedule(() => this.#verifyStable(e)), this.#cfg.verifyStableMs);
+    this.#setTimer(() => this.#schedule(() => this.#verifyStable(e)), this.#cfg.verifyStableMs);
   }
 
   async #verifyStable(e: Episode): Promise<void> {
@@ -333,13 +364,15 @@ export class RestoreRung {
     const report = await this.#deps.damage.check('restore-verify');
     if (this.#episode !== e) return;
     if ('error' in report) {
-      // Never call it verified on evidence we could not gather: look again later.
+      // Never call it verified on evidence we could not gather: look again later, and page if it stays so.
+      if (++e.verifyFailures >= MAX_VERIFY_FAILURES) return this.#failed(e, `cannot verify the restore: ${report.error}`);
       this.#note(e, `verification re-read failed: ${report.error}; retrying`);
-      this.#timer = setTimeout(() => this.#schedule(() => this.#verifyStable(e)), this.#cfg.verifyStableMs);
+      this.#setTimer(() => this.#schedule(() => this.#verifyStable(e)), this.#cfg.verifyStableMs);
       return;
     }
+    e.verifyFailures = 0;
     // Missing again: the report reached onReport, which queued a bounded repeat.
-    if (report.missing.length > 0) return;
+    if (this.#repairable(report).length > 0) return;
     const targets = await this.#checkTargets();
     const failedTargets = targets.filter((t) => !t.ok);
     if (failedTargets.length > 0) {
@@ -386,7 +419,6 @@ export class RestoreRung {
   }
 
   #whole(report: DamageReport): void {
-    this.#unrepaired = undefined;
     const e = this.#episode;
     if (!e) return this.#publish();
     if (e.state === 'waiting' && e.missing.length > 0) this.#note(e, `items back without a restore (${report.trigger})`);
@@ -454,4 +486,24 @@ export class RestoreRung {
 
 function missingKeyOf(missing: readonly MissingItem[]): string {
   return missing.map((m) => itemKey(m.item)).sort().join('|');
+}
+
+/** Signals that can satisfy what a held attempt waits for: networkd back, an address re-added, a link configured. */
+function liftsHold(event: SignalEvent): boolean {
+  return event.kind === 'NetworkdRestarted' || event.kind === 'AddressAdded' || (event.kind === 'LinkStateChanged' && event.administrativeState === 'configured');
+}
+
+/**
+ * Items a previous run journalled as "networkd removed them, the gate declined the restore"
+ * (kill switch, halt, shadow, off) within `since`: lifting the switch restarts connwatch, which
+ * would otherwise have forgotten that networkd removed them.
+ */
+export function carriedOverItems(entries: readonly JournalEntry[], since: number): DatapathItem[] {
+  const items = new Map<string, DatapathItem>();
+  for (const entry of entries) {
+    if (entry.action !== 'restore' || entry.phase !== 'intent' || entry.decision === 'executed' || entry.wallAt < since) continue;
+    const missing = (entry.evidence as { missing?: MissingItem[] } | undefined)?.missing ?? [];
+    for (const m of missing) if (m?.item) items.set(itemKey(m.item), m.item);
+  }
+  return [...items.values()];
 }

@@ -25,7 +25,7 @@ const missing: MissingItem[] = [
   { item: onLink, severity: 'critical', profile: 'cilium' },
 ];
 
-function harness(opts: { settings?: Partial<ActionSettings>; kill?: boolean; canWrite?: boolean; removedAgainTimes?: number; failWrites?: number; notCoincided?: DatapathItem[] } = {}) {
+function harness(opts: { settings?: Partial<ActionSettings>; kill?: boolean; canWrite?: boolean; removedAgainTimes?: number; failWrites?: number; notCoincided?: DatapathItem[]; invariant?: DatapathItem[]; carriedOver?: DatapathItem[]; switches?: { kill: boolean }; cfg?: Record<string, number> } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'cw-restore-'));
   const metrics = new Registry();
   const written: DatapathItem[] = [];
@@ -49,7 +49,7 @@ function harness(opts: { settings?: Partial<ActionSettings>; kill?: boolean; can
   const gate = new Gate({
     controls: {
       settings: () => ({ restore: 'on', restartCilium: 'off', quarantine: 'off', ...opts.settings }),
-      killSwitch: () => ({ active: opts.kill ?? false, source: 'config' }),
+      killSwitch: () => ({ active: opts.switches?.kill ?? opts.kill ?? false, source: 'config' }),
       halt: () => ({ active: false, source: 'config' }),
     },
     journal: new FileJournal(dir),
@@ -58,8 +58,15 @@ function harness(opts: { settings?: Partial<ActionSettings>; kill?: boolean; can
     metrics,
   });
   const statuses: unknown[] = [];
-  const cfg = restoreConfig.parse({ quietPeriodMs: 30, verifyStableMs: 40, maxRepeats: 3 });
-  const report = (trigger: string, coincided = true): DamageReport => ({ at: clock.monotonic(), missing: missing.filter((m) => !present.has(m.item)).map((m) => (opts.notCoincided ? { ...m, coincidedWithNetworkd: !opts.notCoincided.includes(m.item) } : m)), coincidedWithNetworkd: coincided, trigger });
+  const cfg = restoreConfig.parse({ quietPeriodMs: 30, verifyStableMs: 40, maxRepeats: 3, ...opts.cfg });
+  const report = (trigger: string, coincided?: boolean): DamageReport => {
+    const items = missing
+      .filter((m) => !present.has(m.item))
+      .map((m) => (opts.notCoincided ? { ...m, coincidedWithNetworkd: !opts.notCoincided.includes(m.item) } : m))
+      .map((m) => (opts.invariant?.includes(m.item) ? { ...m, source: 'invariant' as const } : m));
+    const any = coincided ?? items.some((m) => m.coincidedWithNetworkd ?? true);
+    return { at: clock.monotonic(), missing: items, coincidedWithNetworkd: any, trigger };
+  };
   const rung: RestoreRung = new RestoreRung(
     {
       gate,
@@ -83,6 +90,7 @@ function harness(opts: { settings?: Partial<ActionSettings>; kill?: boolean; can
       node: 'node-a',
       site: 'lab',
       canWrite: opts.canWrite === false ? { ok: false, reason: 'no CAP_NET_ADMIN' } : { ok: true },
+      ...(opts.carriedOver ? { carriedOver: opts.carriedOver } : {}),
     },
     cfg,
   );
@@ -98,7 +106,7 @@ describe('restore rung', () => {
   afterEach(async () => h && (await h.cleanup()));
 
   it('restores exactly the missing items, in dependency order, once every managed link entered configuring', async () => {
-    h = harness();
+    h = harness({ cfg: { quietPeriodMs: 10_000 } });
     h.rung.onSignal(link(2, 'configured'));
     h.rung.onSignal(link(3, 'configured'));
     h.rung.onSignal(restart());
@@ -136,6 +144,41 @@ describe('restore rung', () => {
     await vi.waitFor(() => expect(h.written).toHaveLength(3));
     expect(h.written).not.toContain(lookupLocal);
     expect(h.rung.snapshot()).toMatchObject({ notRepaired: { items: [{ item: '-4 rule pref 100 from all lookup local proto unspec', severity: 'critical' }] } });
+  });
+
+  it('regression (review): an unrelated item missing without networkd does not block verification or fake "fighting"', async () => {
+    h = harness({ notCoincided: [proxyRule] });
+    h.rung.onReport(h.report('netlink'));
+    await vi.waitFor(() => expect(h.state().last?.state).toBe('restored'));
+    expect(h.written).not.toContain(proxyRule);
+    expect(h.alerts.raised).toEqual([]);
+  });
+
+  it('regression (review): lifting the kill switch lets the next report restore', async () => {
+    const switches = { kill: true };
+    h = harness({ switches });
+    h.rung.onReport(h.report('netlink'));
+    await vi.waitFor(async () => expect(await h.metrics.metrics()).toContain('connwatch_restores_total{result="killed"} 1'));
+    h.rung.onReport(h.report('steady'));
+    expect(h.written).toHaveLength(0);
+    switches.kill = false;
+    h.rung.onReport(h.report('steady'));
+    await vi.waitFor(() => expect(h.state().last?.state).toBe('restored'));
+    expect(await h.metrics.metrics()).toContain('connwatch_restores_total{result="killed"} 1');
+  });
+
+  it('restores items a previous run journalled as declined, even without new networkd activity', async () => {
+    h = harness({ notCoincided: [lookupLocal, viaGw, onLink, proxyRule], carriedOver: [lookupLocal] });
+    h.rung.onReport(h.report('start'));
+    await vi.waitFor(() => expect(h.written).toEqual([lookupLocal]));
+    expect(h.rung.snapshot()).toMatchObject({ notRepaired: { items: expect.any(Array) } });
+  });
+
+  it('never writes a profile invariant that was not learned here', async () => {
+    h = harness({ invariant: [lookupLocal] });
+    h.rung.onReport(h.report('netlink'));
+    await vi.waitFor(() => expect(h.written).toHaveLength(3));
+    expect(h.written).not.toContain(lookupLocal);
   });
 
   it('in shadow mode records "would have restored" and changes nothing', async () => {
