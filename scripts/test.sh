@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): install what tests need, type-check, run the unit tests and
 # a CLI smoke test on Node 24, then the whole suite on Node 20 (its summary is the closing line).
+# Under CI=true a skipped test fails the run: every capability the tests need is installed here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh test
@@ -8,4 +9,14 @@ bash scripts/deps.sh test
 trap 'node --import tsx scripts/lab/cli.ts down >/dev/null 2>&1 || true' EXIT
 npx tsc -p tsconfig.json
 bash scripts/node24.sh
-npx vitest run "$@"
+log=$(mktemp)
+set +e
+npx vitest run "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" = 0 ] && [ "${CI:-}" = true ] && grep -qE 'Tests.*skipped' "$log"; then
+  echo "CI: some tests were skipped, so a capability or an install step is missing (see the skip reasons above)" >&2
+  status=1
+fi
+rm -f "$log"
+exit "$status"

@@ -47,7 +47,8 @@ export async function diagnose(config: Config): Promise<CheckResult> {
 
   const core = new BaselineCore(profiles.profiles, { ...config.datapath.learn, clusterPodCidrs: config.datapath.clusterPodCidrs }, saved.members);
   const report = core.assess(read.snapshot, 'check', read.snapshot.at);
-  const missing = report.missing.map((m) => ({ item: describeItem(m.item), severity: m.severity, profile: m.profile, source: m.source }));
+  // A one-shot read has no history, so per-pod items the agent would hold back as likely pod churn count as missing here.
+  const missing = [...report.missing, ...report.withheld].map((m) => ({ item: describeItem(m.item), severity: m.severity, profile: m.profile, source: m.source }));
   if (missing.length === 0) return { verdict: 'healthy', reasons: ['every CNI baseline item and invariant is present'], baseline, missing };
   const critical = missing.filter((m) => m.severity === 'critical').length;
   return {

@@ -21,13 +21,14 @@ export class DamageAlerts {
   onReport(report: DamageReport): void {
     const { node, site } = this.identity;
     const id = alertId('DatapathDamage', node);
-    if (report.missing.length === 0) {
+    const critical = report.missing.filter((m) => m.severity === 'critical');
+    if (critical.length === 0) {
+      // Degraded-only damage stays visible in /status and metrics; the page is for critical loss.
       if (this.#active) this.alerter.resolve(id);
       this.#active = undefined;
       return;
     }
-    const critical = report.missing.filter((m) => m.severity === 'critical');
-    if (critical.length === 0 || this.#active) return;
+    if (this.#active) return;
     this.#active = { startsAt: this.clock.now() };
     const plan = report.coincidedWithNetworkd ? `after systemd-networkd activity (${this.restorePlan()})` : 'without networkd activity (not restored: connwatch only reverts what networkd removed)';
     this.alerter.raise({

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { Mode } from '../types.js';
-import { heartbeatCheckCommand } from '../telemetry/heartbeat.js';
+import { HEARTBEAT_MAX_AGE_SECONDS, heartbeatCheckCommand } from '../telemetry/heartbeat.js';
 import { COMMON_FLAGS, CONFIG_PATH_ENV, envName, SECRET_FILE_SUFFIX } from './overrides.js';
 import { configSchema, resolveActionDefaults } from './schema.js';
 import type { FieldInfo } from './walk.js';
@@ -94,10 +94,11 @@ ${(['restore', 'restartCilium', 'quarantine'] as const).map((a) => `| \`${a}\` |
 ## Liveness without the network
 
 The main loop touches \`telemetry.heartbeatFile\` (default \`<stateDir>/heartbeat\`) every turn.
-This check needs only \`sh\` and coreutils — exit 0 while the file is younger than 30 s:
+This check needs only \`sh\` and coreutils — exit 0 while the file is younger than ${HEARTBEAT_MAX_AGE_SECONDS} s
+(\`systemd/connwatch-liveness.timer\` runs it every 15 s and restarts the agent when it fails):
 
 \`\`\`sh
-${heartbeatCheckCommand('/var/lib/connwatch/heartbeat', 30)}
+${heartbeatCheckCommand('/var/lib/connwatch/heartbeat', HEARTBEAT_MAX_AGE_SECONDS)}
 \`\`\`
 
 \`/healthz\` on the telemetry server answers 503 when a loop has not turned for

@@ -59,14 +59,14 @@ export const configSchema = z
           .min(1)
           .max(3600)
           .default(30)
-          .describe('/healthz turns 503 (and the heartbeat check fails) when a loop has not turned for this long.'),
+          .describe('/healthz turns 503 when a loop has not turned for this long (the heartbeat file check has its own limit: see Liveness).'),
       })
       .prefault({})
       .describe('Logs, metrics, health and status.'),
     actions: z
       .strictObject({
         killSwitch: z.boolean().default(false).describe('Stops every action, restore included (each is journalled as "killed").'),
-        halt: z.boolean().default(false).describe('Halts restarts and quarantines fleet-wide (normally set by the controller or the cluster ConfigMap).'),
+        halt: z.boolean().default(false).describe('Halts every action, restore included, until lifted (normally set by the controller or the cluster ConfigMap); journalled as "halted".'),
         restore: enablement.describe('Put back the CNI rules/routes networkd removed. Default: on in both modes.'),
         restartCilium: enablement.describe('Restart the Cilium agent (with a grant). Default: shadow in kubernetes, off in baremetal.'),
         quarantine: enablement.describe('Taint and mark the node (with a grant). Default: shadow in kubernetes, off in baremetal.'),

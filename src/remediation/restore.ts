@@ -411,7 +411,7 @@ export class RestoreRung {
   #fighting(e: Episode): void {
     e.state = 'fighting';
     this.#count('fighting');
-    const what = `fighting networkd: items removed again after ${e.restores} restore(s); connwatch stops restoring for this episode`;
+    const what = `fighting networkd: items removed again after ${e.restores} restore(s); connwatch stops restoring until networkd restarts again. Fix: ManageForeignRoutingPolicyRules=no and ManageForeignRoutes=no in networkd.conf, or restart the CNI agent`;
     this.#note(e, what);
     this.#deps.log.error({ episode: e.id, missing: e.missing.map((m) => describeItem(m.item)) }, what);
     this.#deps.alerter?.raise(this.#alert(e, 'FightingNetworkd', 'critical', `${this.#deps.node}: networkd keeps deleting the CNI's rules/routes after ${e.restores} restores`));
@@ -442,7 +442,7 @@ export class RestoreRung {
     this.#unrepaired = { key, wallAt: this.#deps.clock.now(), trigger, items };
     this.#count('not_repaired');
     if (this.#episode) this.#note(this.#episode, `missing without networkd activity, not repaired: ${items.map((i) => `${i.item} [${i.severity}]`).join('; ')}`);
-    this.#deps.log.warn({ trigger, missing: items }, 'CNI items missing without networkd activity: reported, not repaired (an operator or the CNI removed them)');
+    this.#deps.log.warn({ trigger, missing: items }, 'CNI items missing without networkd activity: reported, not repaired (an operator or the CNI removed them; restarting the CNI agent reinstalls its state, and a CNI that dropped them on purpose is adopted once it has settled)');
     this.#publish();
   }
 

@@ -1,6 +1,9 @@
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
+/** The heartbeat age past which the agent counts as stuck (systemd/connwatch-liveness.service and the docs use it). */
+export const HEARTBEAT_MAX_AGE_SECONDS = 60;
+
 /** The result of one beat: failure is data (a full disk must not stop the main loop). */
 export type BeatResult = { ok: true } | { ok: false; reason: string };
 

@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HEARTBEAT_MAX_AGE_SECONDS } from '../../src/telemetry/heartbeat.js';
 
 const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
 
@@ -36,6 +37,8 @@ describe('scripts/install.sh into a temporary root', () => {
     expect(unit).toMatch(/^StateDirectory=connwatch$/m);
     expect(unit).toMatch(/^Restart=on-failure$/m);
     expect(existsSync(join(root, 'etc/systemd/system/connwatch-liveness.timer'))).toBe(true);
+    // The unit's shell check uses the same limit the docs and README state.
+    expect(readFileSync(join(root, 'etc/systemd/system/connwatch-liveness.service'), 'utf8')).toContain(`-lt ${HEARTBEAT_MAX_AGE_SECONDS} ]`);
     const config = join(root, 'etc/connwatch/config.yaml');
     writeFileSync(config, 'mode: baremetal\nsite: kept\n');
     execFileSync('bash', ['scripts/install.sh', '--root', root, '--prefix', '/opt/connwatch', '--no-enable'], { stdio: 'pipe', timeout: 240_000 });

@@ -25,7 +25,7 @@ describe('DamageAlerts', () => {
       { item: '-4 rule pref 100 from all lookup local proto unspec', severity: 'critical', profile: 'cilium' },
       { item: '-4 rule pref 9 from all fwmark 0x200/0xf00 lookup 2004 proto unspec', severity: 'degraded', profile: 'cilium' },
     ]);
-    h.alerts.onReport(report([]));
+    h.alerts.onReport(report([proxy]));
     expect(h.resolved).toEqual(['DatapathDamage/n1']);
   });
 
