@@ -176,7 +176,7 @@ export class DatapathMonitor {
     return this.#lastSnapshot;
   }
 
-  /** The IpRunner this monitor reads with (the same `datapath.ip` the restore writes with).*/
+  /** The IpRunner this monitor reads with (the same `datapath.ip` the restore writes with). */
   get ip(): IpRunner {
     return this.#run;
   }
