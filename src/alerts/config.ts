@@ -152,12 +152,18 @@ const retrySection = z
   })
   .describe('Retries for transient delivery failures.');
 
+function isProxyUrl(text: string): boolean {
+  if (!URL.canParse(text)) return false;
+  const url = new URL(text);
+  return ['http:', 'https:'].includes(url.protocol) && url.hostname !== '';
+}
+
 const networkSection = z
   .strictObject({
     proxy: z
       .string()
       .default('')
-      .refine((p) => p === '' || p === 'direct' || URL.canParse(p), 'give a proxy URL such as http://proxy.example:3128, "direct", or leave it empty for HTTPS_PROXY/HTTP_PROXY')
+      .refine((p) => p === '' || p === 'direct' || isProxyUrl(p), 'give a proxy URL such as http://proxy.example:3128, "direct", or leave it empty for HTTPS_PROXY/HTTP_PROXY')
       .describe('Proxy for alerts: empty = HTTPS_PROXY/HTTP_PROXY from the environment (https_proxy/http_proxy too), "direct" = none, or a URL such as http://proxy.example:3128.'),
     noProxy: z
       .array(z.string())
