@@ -319,7 +319,7 @@ export class RestoreRung {
     log.info({ episode: e.id, items: items.map(describeItem), outcome }, 'restore attempt finished');
     e.state = 'verifying';
     this.#publish();
-    await this.#verify(e, outcome);
+    await this.#verify(e, outcome, new Set(items.map(itemKey)));
   }
 
   async #writeAll(items: DatapathItem[], signal: AbortSignal): Promise<ActionOutcome> {
@@ -337,7 +337,7 @@ export class RestoreRung {
   }
 
   /** Re-reads at once and again after verifyStableMs; TCP targets must answer. */
-  async #verify(e: Episode, outcome: ActionOutcome): Promise<void> {
+  async #verify(e: Episode, outcome: ActionOutcome, written: Set<string>): Promise<void> {
     const first = await this.#deps.damage.check('restore');
     if (this.#episode !== e) return;
     const back = !('error' in first) && this.#repairable(first).length === 0;
@@ -351,7 +351,9 @@ export class RestoreRung {
       // has not put back yet), networkd removed items again, or the re-read failed. Try again after
       // the next signal or a quiet period; the repeat cap turns a lasting failure into a page.
       if (!outcome.ok) e.lastWriteFailure = outcome.reason;
-      e.holdUntil = this.#deps.clock.monotonic() + this.#cfg.quietPeriodMs;
+      // Hold before retrying what did not stick (networkd may still be at work); new losses go at once.
+      const again = 'error' in first || !outcome.ok || this.#repairable(first).some((m) => written.has(itemKey(m.item)));
+      if (again) e.holdUntil = this.#deps.clock.monotonic() + this.#cfg.quietPeriodMs;
       if (e.state === 'verifying') e.state = 'waiting';
       this.#setTimer(() => this.#reconsider(), this.#cfg.quietPeriodMs);
       return this.#publish();
