@@ -38,6 +38,7 @@ describe.skipIf(!present)('alerts through an HTTPS proxy with a private CA', () 
   let receiver: Receiver;
   let proxy: ConnectProxy;
   let box: AlertsBox | undefined;
+  const networks: AlertNetwork[] = [];
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'connwatch-tls-'));
@@ -50,23 +51,26 @@ describe.skipIf(!present)('alerts through an HTTPS proxy with a private CA', () 
     box = undefined;
   });
   afterAll(async () => {
+    await Promise.all(networks.map((n) => n.close()));
     await receiver?.close();
     await proxy?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  async function startBox(ctx: TestContext, state: string, sink: Record<string, unknown>, network: Record<string, unknown>, env: NodeJS.ProcessEnv) {
+  async function startBox(ctx: TestContext, state: string, sink: Record<string, unknown>, networkConfig: Record<string, unknown>, env: NodeJS.ProcessEnv) {
     const config = fastConfig({
       webhooks: [{ name: 'ops', url: `${receiver.origin}/hook/T0KEN`, jitterMs: 0, ...sink }],
-      network: { resolverCache: false, ...network },
+      network: { resolverCache: false, ...networkConfig },
     });
     const stateDir = join(dir, state);
+    const network = new AlertNetwork({ config, stateDir, ctx, env });
+    networks.push(network);
     const made = createAlerts({
       ctx,
       config,
       stateDir,
       identity: { node: 'node-a', site: 'lab' },
-      network: new AlertNetwork({ config, stateDir, ctx, env }),
+      network,
     });
     box = made;
     await made.start();
