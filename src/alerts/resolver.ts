@@ -9,7 +9,7 @@ import type { Clock } from '../types.js';
 export type ResolveName = (hostname: string) => Promise<LookupAddress[]>;
 
 /** The host's resolver, as getaddrinfo sees it; never cluster DNS unless the host is configured so. */
-export const hostResolver: ResolveName = (hostname) => dns.lookup(hostname, { all: true, verbatim: true });
+export const hostResolver: ResolveName = (hostname) => dns.lookup(hostname, { all: true });
 
 /** Last-known-good addresses of one name. */
 export interface KnownName {
