@@ -26,36 +26,38 @@ export interface AlertsBox {
   /** How alerts leave (proxy, CA bundles, resolver cache), when the box built or was given one. */
   network: AlertNetwork | undefined;
   start(): Promise<void>;
-  /** Stops in reverse start order and waits for both. */
+  /** Stops in reverse start order (heartbeat, alerter, network) and waits for each. */
   stop(): Promise<void>;
 }
 
 /**
  * Builds the alerts box from its config section. Without `deps.dispatcher` alerts leave by
- * an AlertNetwork built from alerts.network (proxy, CA bundles, resolver cache in stateDir).
- * Throws only for a CA bundle it cannot read (start-up refuses, with the path).
+ * an AlertNetwork (given, or built from alerts.network: proxy, CA bundles, resolver cache in
+ * stateDir), which the box then starts and closes. Throws only for a CA bundle it cannot read
+ * (start-up refuses, with the path).
  */
 export function createAlerts(deps: AlerterDeps): AlertsBox {
-  let alerter: SpoolingAlerter | undefined;
-  const owned = deps.dispatcher || deps.network ? undefined : new AlertNetwork({ config: deps.config, stateDir: deps.stateDir, ctx: deps.ctx, onChange: () => alerter?.publish() });
-  const network = deps.network ?? owned;
-  alerter = new SpoolingAlerter({ ...deps, ...(network ? { network } : {}) });
+  const publisher: { alerter?: SpoolingAlerter } = {};
+  const network = deps.dispatcher
+    ? deps.network
+    : (deps.network ?? new AlertNetwork({ config: deps.config, stateDir: deps.stateDir, ctx: deps.ctx, onChange: () => publisher.alerter?.publish() }));
+  const alerter = new SpoolingAlerter({ ...deps, ...(network ? { network } : {}) });
+  publisher.alerter = alerter;
   const heartbeatDispatcher = deps.dispatcher ?? network!.dispatcherFor('');
   const heartbeat = makeHeartbeat(deps.config, deps.ctx, heartbeatDispatcher, deps.identity.node);
-  const started = alerter;
   return {
-    alerter: started,
+    alerter,
     heartbeat,
     network,
     async start() {
-      await owned?.start();
-      await started.start();
+      await network?.start();
+      await alerter.start();
       heartbeat?.start();
     },
     async stop() {
       await heartbeat?.stop();
-      await started.stop();
-      await owned?.close();
+      await alerter.stop();
+      await network?.close();
     },
   };
 }
