@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import type { Logger } from 'pino';
 import type { CliIO } from './cli.js';
 import { formatConfigErrors, loadConfig, type Config, type ConfigFlags } from './config/index.js';
-import { createAlertDispatcher, createAlerts } from './alerts/index.js';
+import { createAlerts } from './alerts/index.js';
 import { DamageAlerts } from './alerts/damage.js';
 import { CiliumClient } from './cilium/client.js';
 import { execIpRunner, type IpRunner } from './datapath/ip.js';
@@ -163,7 +163,13 @@ export class Agent {
     if (!profiles.ok) return { ok: false, reason: profiles.reason };
     const box = (name: string): BoxContext => ({ ...agent.ctx, log: log.child({ box: name }) });
 
-    const alerts = createAlerts({ ctx: box('alerts'), config: config.alerts, stateDir: config.stateDir, dispatcher: createAlertDispatcher(), identity: { node: config.node, site: config.site } });
+    // Alerts leave by the host network: proxy, CA bundles and last-known-good addresses come from alerts.network.
+    let alerts: ReturnType<typeof createAlerts>;
+    try {
+      alerts = createAlerts({ ctx: box('alerts'), config: config.alerts, stateDir: config.stateDir, identity: { node: config.node, site: config.site } });
+    } catch (err) {
+      return { ok: false, reason: `alerts: ${(err as Error).message}` };
+    }
     agent.#components.push({ name: 'alerts', start: () => alerts.start(), stop: () => alerts.stop() });
 
     const carriedOver = carriedOverItems(readEntries(journal.path), clock.now() - CARRY_OVER_MS);

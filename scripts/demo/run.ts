@@ -79,6 +79,7 @@ async function runAct(act: Act): Promise<boolean> {
         `    url: http://${peer}:${PD_PORT}/v2/enqueue`,
         '    jitterMs: 0',
         '  retry: { minDelayMs: 100, maxDelayMs: 500, cooldownMs: 500 }',
+        '  network: { proxy: direct }',
         '',
       ].join('\n'),
     );
