@@ -146,7 +146,11 @@ async function runAct(act: Act): Promise<boolean> {
     if (whole) events.push({ at: since(whole), what: 'every CNI item back (re-read)' });
     if (verified) events.push({ at: since(verified), what: String(verified.msg).slice('restore: '.length) });
     for (const page of pages.lines) {
-      if (page.source === 'pagerduty') events.push({ at: Number(page.t) - t0, what: `PagerDuty stand-in: ${page.action} ${page.dedupKey}${page.action === 'trigger' ? ` — "${String(page.summary)}"` : ''}` });
+      if (page.source === 'pagerduty') {
+        const triggered = pages.lines.some((p) => p.source === 'pagerduty' && p.action === 'trigger' && p.dedupKey === page.dedupKey);
+        const note = page.action === 'trigger' ? ` — "${String(page.summary)}"` : triggered ? '' : ' (its trigger never left: repaired before the page could go out, and a trigger older than its resolve is never sent)';
+        events.push({ at: Number(page.t) - t0, what: `PagerDuty stand-in: ${page.action} ${page.dedupKey}${note}` });
+      }
       else events.push({ at: Number(page.t) - t0, what: `Alertmanager notified (${String(page.status)}): ${(page.alerts as string[]).join(', ')}` });
     }
     const outages = probeOutages(probes.lines as { t: number; target: string; ok: boolean }[], t0);
