@@ -105,7 +105,7 @@ export class RestoreRung {
     this.#carried = new Set((deps.carriedOver ?? []).map(itemKey));
     this.#restores = new Counter({
       name: 'connwatch_restores_total',
-      help: 'Restore attempts and decisions by result: restored, partial, failed, failed_verify, shadowed, killed, halted, disabled, rate_limited, fighting, no_capability, not_repaired.',
+      help: 'Restore attempts and decisions by result: restored, partial, failed, shadowed, killed, halted, disabled, rate_limited, fighting, no_capability, not_repaired.',
       labelNames: ['result'],
       registers: [deps.metrics],
     });
