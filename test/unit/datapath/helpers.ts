@@ -58,18 +58,5 @@ export function withEntries(json: string, ...entries: Record<string, unknown>[])
   return JSON.stringify([...(JSON.parse(json) as Record<string, unknown>[]), ...entries]);
 }
 
-/** A clock the test moves by hand. */
-export class FakeClock {
-  mono = 1_000_000;
-  wall = 1_780_000_000_000;
-  now(): number {
-    return this.wall;
-  }
-  monotonic(): number {
-    return this.mono;
-  }
-  advance(ms: number): void {
-    this.mono += ms;
-    this.wall += ms;
-  }
-}
+/** A clock the test moves by hand (the shared one). */
+export { ManualClock as FakeClock } from '../../support/clock.js';
