@@ -68,6 +68,7 @@ interface Episode {
 
 const ADMIN_STATES_CONFIGURING = new Set(['configuring', 'configured', 'failed']);
 const MAX_VERIFY_FAILURES = 5;
+const RETRY_BASE_MS = 50;
 /** How long a previous run's declined restore keeps its items repairable across a connwatch restart. */
 export const CARRY_OVER_MS = 60 * 60 * 1000;
 const ADMIN_STATES_UNMANAGED = new Set(['unmanaged', 'linger']);
@@ -353,9 +354,12 @@ export class RestoreRung {
       if (!outcome.ok) e.lastWriteFailure = outcome.reason;
       // Hold before retrying what did not stick (networkd may still be at work); new losses go at once.
       const again = 'error' in first || !outcome.ok || this.#repairable(first).some((m) => written.has(itemKey(m.item)));
-      if (again) e.holdUntil = this.#deps.clock.monotonic() + this.#cfg.quietPeriodMs;
+      // Backing off: 50 ms, 100, 200, … up to the quiet period — quick when networkd was just
+      // finishing a link, patient when it is still at work.
+      const holdMs = Math.min(this.#cfg.quietPeriodMs, RETRY_BASE_MS * 2 ** Math.max(0, e.restores - 1));
+      if (again) e.holdUntil = this.#deps.clock.monotonic() + holdMs;
       if (e.state === 'verifying') e.state = 'waiting';
-      this.#setTimer(() => this.#reconsider(), this.#cfg.quietPeriodMs);
+      this.#setTimer(() => this.#reconsider(), holdMs);
       return this.#publish();
     }
     this.#setTimer(() => this.#schedule(() => this.#verifyStable(e)), this.#cfg.verifyStableMs);

@@ -28,7 +28,12 @@ export async function startLabAgent(lab: Lab, extraYaml: string[] = [], restoreY
   const logs = followJsonLines(child.stdout!);
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const waitForMsg = (prefix: string, since: number, timeoutMs = 15_000) =>
-    logs.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith(prefix) && Date.parse(String(l.time)) >= since, timeoutMs, `agent log "${prefix}"`);
+    logs.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith(prefix) && Date.parse(String(l.time)) >= since, timeoutMs, `agent log "${prefix}"`).catch((err: unknown) => {
+      // What the agent said since, so a failure in CI can be read without re-running it.
+      const said = logs.lines.filter((l) => Date.parse(String(l.time)) >= since && !/^signal: (Link|Rule|Route|Address)/.test(String(l.msg)));
+      process.stderr.write(`agent log since the step (${said.length} lines):\n${said.map((l) => `  +${Date.parse(String(l.time)) - since} ${String(l.msg).slice(0, 400)}`).join('\n')}\n`);
+      throw err;
+    });
   await waitForMsg('baseline changed', 0);
   return {
     logs,
