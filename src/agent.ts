@@ -95,6 +95,10 @@ function waitForStop(agent: Agent, log: Logger): Promise<number> {
       log.fatal({ err: reason }, 'unhandled promise rejection: exiting');
       stop('unhandledRejection', 1);
     });
+    process.on('uncaughtException', (err) => {
+      log.fatal({ err }, 'uncaught exception: stopping');
+      stop('uncaughtException', 1);
+    });
   });
 }
 
@@ -204,16 +208,38 @@ export class Agent {
     // during start-up is still known as networkd activity when its losses are assessed.
     const signals = createSignals(box('signals'), config.signals);
     const signalLog = log.child({ box: 'signals' });
+    const consumers: [string, (event: SignalEvent) => void][] = [
+      ['log', (event) => logSignal(signalLog, event)],
+      ['restore', (event) => restore.onSignal(event)],
+      ['datapath', (event) => datapath.onSignal(event)],
+    ];
+    let signalsStarting: Promise<void> = Promise.resolve();
     agent.#components.push({
       name: 'signals',
-      start: () =>
-        signals.start((event: SignalEvent) => {
-          logSignal(signalLog, event);
+      // Not awaited: a slow or hung bus (PID 1 busy re-executing during an upgrade) must not hold up
+      // the datapath's first read; the sources report their own state while they connect.
+      start: async () => {
+        signalsStarting = signals.start((event: SignalEvent) => {
           // The restore sees the signal first, so its episode is open before the re-read's report arrives.
-          restore.onSignal(event);
-          datapath.onSignal(event);
-        }),
-      stop: () => signals.stop(),
+          for (const [consumer, consume] of consumers) {
+            try {
+              consume(event);
+            } catch (err) {
+              signalLog.error({ err, consumer, kind: event.kind }, 'a signal consumer threw (a bug); the signal still reaches the others');
+            }
+          }
+        })
+          .then(() => {
+            signalLog.info({ status: signals.status() }, 'signals listening');
+            // Whatever changed while the watchers were connecting was not heard: look once now.
+            void datapath.refresh('signals-up');
+          })
+          .catch((err: unknown) => signalLog.error({ err }, 'signals failed to start (a bug)'));
+      },
+      stop: async () => {
+        await signalsStarting;
+        await signals.stop();
+      },
     });
 
     agent.#components.push({

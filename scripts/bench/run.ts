@@ -43,6 +43,7 @@ async function benchProfile(profile: LabProfile): Promise<Sample[]> {
     stops.push(() => agent.kill('SIGTERM'));
     const logs = followJsonLines(agent.stdout!);
     await logs.waitFor((l) => l.msg === 'baseline changed', 15_000, 'the baseline');
+    await logs.waitFor((l) => l.msg === 'signals listening', 15_000, 'the signals');
 
     const monitor = lab.spawn('node', ['ip', '-ts', 'monitor', 'rule', 'route', 'address'], { env: { ...process.env, TZ: 'UTC' }, stdio: ['ignore', 'pipe', 'ignore'] });
     stops.push(() => monitor.kill('SIGTERM'));

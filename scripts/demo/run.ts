@@ -87,6 +87,7 @@ async function runAct(act: Act): Promise<boolean> {
     children.push(agent);
     const logs = followJsonLines(agent.stdout!);
     await logs.waitFor((l) => l.msg === 'baseline changed', 15_000, 'connwatch to learn the CNI baseline');
+    await logs.waitFor((l) => l.msg === 'signals listening', 15_000, 'connwatch to listen on the bus and netlink');
     const learned = logs.lines.find((l) => l.msg === 'baseline changed') as JsonLine & { added: string[] };
     console.log(`  connwatch learned the CNI baseline: ${learned.added.length} rules and routes (Cilium healthy, networkd quiet).`);
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { secretSchema } from '../config/secret.js';
+import { secretSchema, secretUrlSchema } from '../config/secret.js';
 import { TEMPLATE_VARIABLES, templateProblem } from './template.js';
 
 /** The per-host dedup key: one incident per host and cause. */
@@ -77,7 +77,7 @@ const pagerdutySection = z
 
 const slackSection = z
   .strictObject({
-    webhookUrl: secretSchema.describe('The Slack incoming-webhook URL; a secret.'),
+    webhookUrl: secretUrlSchema.describe('The Slack incoming-webhook URL; a secret.'),
     caFile: z
       .string()
       .default('')
@@ -99,7 +99,7 @@ const webhookSection = z
       .regex(/^[a-z0-9][a-z0-9-]*$/)
       .default('webhook')
       .describe('Sink name in metrics and logs (lowercase, digits, dashes).'),
-    url: secretSchema.describe('Where the JSON is POSTed; a secret (URLs often carry tokens).'),
+    url: secretUrlSchema.describe('Where the JSON is POSTed; a secret (URLs often carry tokens).'),
     headers: z.record(z.string(), secretSchema).default({}).describe('Extra request headers, e.g. Authorization; secrets.'),
     caFile: z
       .string()
@@ -117,7 +117,7 @@ const webhookSection = z
 
 const heartbeatSection = z
   .strictObject({
-    url: secretSchema.describe('Dead-man\'s-switch URL pinged while the agent runs; a secret.'),
+    url: secretUrlSchema.describe('Dead-man\'s-switch URL pinged while the agent runs; a secret.'),
     method: z.enum(['GET', 'POST']).default('GET').describe('HTTP method of the ping.'),
     intervalSeconds: z.number().positive().default(60).describe('Seconds between pings.'),
     timeoutMs: z.number().int().positive().default(10_000).describe('Per-ping timeout.'),

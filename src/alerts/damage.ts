@@ -24,7 +24,9 @@ export class DamageAlerts {
     const critical = report.missing.filter((m) => m.severity === 'critical');
     if (critical.length === 0) {
       // Degraded-only damage stays visible in /status and metrics; the page is for critical loss.
-      if (this.#active) this.alerter.resolve(id);
+      // Resolve even when this process did not raise it: the spool replays a previous run's alert
+      // as active, and resolving an alert that is not active is a no-op.
+      this.alerter.resolve(id);
       this.#active = undefined;
       return;
     }

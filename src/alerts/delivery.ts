@@ -223,7 +223,8 @@ export class SinkWorker {
       if (err instanceof StaleDelivery) return { kind: 'stale' };
       if (err instanceof FailedDelivery) return err.result.permanent ? { kind: 'permanent', reason: err.message } : { kind: 'exhausted', reason: err.message };
       if (signal.aborted) return { kind: 'aborted' };
-      return { kind: 'exhausted', reason: `bug in sink ${this.name}: ${String(err)}` };
+      // A sink that throws has a bug or an input it cannot render: retrying will not help.
+      return { kind: 'permanent', reason: `bug in sink ${this.name}: ${String(err)}` };
     }
   }
 

@@ -72,7 +72,12 @@ export class Heartbeat {
       } catch {
         return;
       }
-      await this.beat(signal);
+      try {
+        await this.beat(signal);
+      } catch (err) {
+        // A bug here must not stop the agent (the process's unhandled-rejection exit); report and keep pinging.
+        this.opts.log.error({ err, sink: 'heartbeat' }, 'heartbeat ping threw');
+      }
       wait = this.opts.intervalMs;
     }
   }

@@ -44,3 +44,17 @@ export const secretSchema = z
     }
   })
   .describe('A secret: a string, { value: "…" }, or { file: "/path" } (read at start, never printed).');
+
+/** A secret that must be an http(s) URL (webhooks, dead-man's switches): checked at start, never printed. */
+export const secretUrlSchema = secretSchema
+  .refine((secret) => isHttpUrl(secret.reveal()), { message: 'must be an absolute http:// or https:// URL (the value is not shown: it is a secret)' })
+  .describe('A secret http(s) URL: a string, { value: "…" }, or { file: "/path" } (read at start, never printed).');
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { secretSchema } from './secret.js';
+import { secretSchema, secretUrlSchema } from './secret.js';
 
 /** What a configuration key holds, as far as env/flag coercion and the docs care. */
 export type FieldKind = 'string' | 'number' | 'integer' | 'boolean' | 'enum' | 'secret' | 'list' | 'map' | 'object' | 'other';
@@ -34,7 +34,8 @@ interface Peeled {
   secret: boolean;
 }
 
-const secretDescription = secretSchema.description;
+const SECRET_SCHEMAS: readonly z.ZodType[] = [secretSchema, secretUrlSchema];
+const secretDescriptions = new Set(SECRET_SCHEMAS.map((schema) => schema.description).filter((d): d is string => d !== undefined));
 
 /** Removes optional/default/prefault/nullable/readonly/pipe layers, keeping what they said. */
 export function peel(schema: z.ZodType): Peeled {
@@ -45,7 +46,7 @@ export function peel(schema: z.ZodType): Peeled {
     const meta = current.meta() as { accepted?: unknown } | undefined;
     if (out.accepted === undefined && typeof meta?.accepted === 'string') out.accepted = meta.accepted;
     // describe() clones a schema but keeps its definition, so a re-described secret still matches.
-    if (current === secretSchema || current.def === secretSchema.def || (secretDescription !== undefined && current.description === secretDescription)) {
+    if (SECRET_SCHEMAS.some((secret) => current === secret || current.def === secret.def) || (current.description !== undefined && secretDescriptions.has(current.description))) {
       out.secret = true;
     }
     if (current instanceof z.ZodOptional || current instanceof z.ZodNullable || current instanceof z.ZodReadonly) {

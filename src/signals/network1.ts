@@ -61,11 +61,12 @@ export class Network1Watcher implements BusWatcher {
     });
     // A NameOwnerChanged may have arrived while we asked; it is newer than this answer.
     if (this.#state.known) return;
-    const owner = reply.ok && typeof reply.body[0] === 'string' ? reply.body[0] : undefined;
     if (!reply.ok && reply.errorName !== 'org.freedesktop.DBus.Error.NameHasNoOwner') {
-      this.log.warn({ reason: reply.reason }, 'signals: could not ask who owns org.freedesktop.network1; assuming absent');
+      // Unknown is not absent: reporting "absent" now would make the next answer look like a networkd (re)start.
+      this.log.warn({ reason: reply.reason }, 'signals: could not ask who owns org.freedesktop.network1; presence unknown until it changes');
+      return;
     }
-    this.#setPresence(owner);
+    this.#setPresence(reply.ok && typeof reply.body[0] === 'string' ? reply.body[0] : undefined);
   }
 
   disconnected(): void {
@@ -101,6 +102,8 @@ export class Network1Watcher implements BusWatcher {
   }
 
   #linkChanged(msg: Message): void {
+    // Only networkd speaks for its links: any other bus client could forge "configuring".
+    if (this.#state.owner === undefined || msg.sender !== this.#state.owner) return;
     const ifindex = linkIfindex(msg.path);
     const props = readPropertiesChanged(msg);
     if (ifindex === undefined || !props) return this.log.warn({ path: msg.path }, 'signals: ignored a malformed network1 link PropertiesChanged');

@@ -35,6 +35,7 @@ export async function startLabAgent(lab: Lab, extraYaml: string[] = [], restoreY
       throw err;
     });
   await waitForMsg('baseline changed', 0);
+  await waitForMsg('signals listening', 0);
   return {
     logs,
     stateDir,
