@@ -80,6 +80,8 @@ export class SinkWorker {
   #refusing: string | undefined;
   /** A round of retries ran out since the last success. */
   #failing = false;
+  #exhaustedRounds = 0;
+  #nextRoundAt = 0;
 
   constructor(private readonly deps: WorkerDeps) {
     this.name = deps.configured.sink.name;
@@ -171,6 +173,18 @@ export class SinkWorker {
   #finish(job: Job, outcome: Exclude<DeliveryOutcome, { kind: 'aborted' }>): void {
     this.#last = { at: this.deps.clock.now(), outcome: outcome.kind, ...('reason' in outcome ? { reason: outcome.reason } : {}) };
     this.deps.metrics.alerts.inc({ sink: this.name, result: outcome.kind });
+    if (outcome.kind === 'exhausted') {
+      // Rounds back off (cooldown × 2^n, capped at 16×), half of it random, so a fleet whose receiver
+      // is down for hours neither hammers it nor comes back in lockstep. Every item of one round
+      // shares its time, so the backlog keeps its order.
+      const now = this.deps.clock.monotonic();
+      if (this.#nextRoundAt <= now) {
+        this.#exhaustedRounds = Math.min(this.#exhaustedRounds + 1, 5);
+        const ceiling = this.deps.retry.cooldownMs * 2 ** (this.#exhaustedRounds - 1);
+        this.#nextRoundAt = now + ceiling / 2 + this.deps.random() * (ceiling / 2);
+      }
+      job.notBefore = this.#nextRoundAt;
+    }
     this.#log(job, outcome);
     if (outcome.kind === 'delivered' && this.#failing) {
       this.#failing = false;
@@ -178,9 +192,12 @@ export class SinkWorker {
     }
     if (outcome.kind === 'exhausted') {
       this.#failing = true;
-      job.notBefore = this.deps.clock.monotonic() + this.deps.retry.cooldownMs;
       this.#queue.push(job);
       return;
+    }
+    if (outcome.kind === 'delivered') {
+      this.#exhaustedRounds = 0;
+      this.#nextRoundAt = 0;
     }
     if (!job.repost) this.deps.settle(job.record, this.name, outcome);
   }
@@ -245,7 +262,7 @@ export class SinkWorker {
         this.deps.log.error({ ...fields, reason: outcome.reason }, 'alert refused by the receiver (permanent); check the sink configuration (routing key, URL, payload)');
         return;
       case 'exhausted':
-        this.deps.log.warn({ ...fields, reason: outcome.reason, nextRoundInMs: this.deps.retry.cooldownMs }, 'alert not delivered after retries; kept in the spool for the next round');
+        this.deps.log.warn({ ...fields, reason: outcome.reason, nextRoundInMs: Math.round((job.notBefore ?? 0) - this.deps.clock.monotonic()) }, 'alert not delivered after retries; kept in the spool for the next round');
         return;
       case 'aborted':
         return;
