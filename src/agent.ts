@@ -330,6 +330,9 @@ function logSignal(log: Logger, event: SignalEvent): void {
     case 'UpgradeFinished':
       log.info({ unit: event.unit }, `signal: ${event.kind === 'UpgradeStarted' ? 'upgrade run started' : 'upgrade run finished'}`);
       return;
+    case 'WatchGap':
+      log.warn({ source: event.source, reason: event.reason }, 'signal: a watcher may have missed changes; re-reading the datapath');
+      return;
     case 'NetworkdOnBus':
       log.info({ present: event.present }, event.present ? 'signal: networkd on the bus' : 'signal: networkd not on the bus');
       return;

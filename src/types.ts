@@ -137,7 +137,9 @@ export type SignalEvent =
   | { kind: 'RouteRemoved' | 'RouteAdded'; at: number; wallAt: number; item: RouteItem }
   | { kind: 'AddressRemoved' | 'AddressAdded'; at: number; wallAt: number; item: AddressItem }
   | { kind: 'NetworkdOnBus'; at: number; wallAt: number; present: boolean }
-  | { kind: 'BusConnection'; at: number; wallAt: number; connected: boolean };
+  | { kind: 'BusConnection'; at: number; wallAt: number; connected: boolean }
+  /** A watcher may have missed changes (a monitor restarted, the kernel dropped events): re-read everything. */
+  | { kind: 'WatchGap'; at: number; wallAt: number; source: string; reason: string };
 
 /** The kinds of signal, for exhaustive tables. */
 export type SignalKind = SignalEvent['kind'];

@@ -123,12 +123,16 @@ export class NetlinkSignalSource implements SignalSource {
       let stderr = '';
       child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
         stderr = (stderr + chunk).slice(-2000);
+        // iproute2 carries on after the kernel dropped events for it (ENOBUFS): whatever they were, look again.
+        if (/No buffer space|receive error/i.test(chunk)) this.#gap(emit, state.family, 'the kernel dropped netlink events (ENOBUFS)');
       });
       const lines = createInterface({ input: child.stdout!, crlfDelay: Infinity });
       lines.on('line', (line) => this.#onLine(line, state.family, emit));
       child.once('spawn', () => {
         state.running = true;
         state.pid = child.pid;
+        // Changes made while the previous monitor was down were not heard.
+        if (state.restarts > 0) this.#gap(emit, state.family, `ip monitor restarted (${state.lastExit ?? 'exited'})`);
         spawned();
       });
       let exited = false;
@@ -146,6 +150,11 @@ export class NetlinkSignalSource implements SignalSource {
       // 'close' waits for stdout to drain, so no line is lost after exit.
       child.once('close', (code, sig) => finish(sig ? `killed by ${sig}` : `exited with ${code}`));
     });
+  }
+
+  #gap(emit: (event: SignalEvent) => void, family: Family, reason: string): void {
+    this.#metrics.countEvent('netlink', 'WatchGap');
+    emit({ kind: 'WatchGap', at: this.#ctx.clock.monotonic(), wallAt: this.#ctx.clock.now(), source: `netlink-ipv${family}`, reason });
   }
 
   #onLine(line: string, family: Family, emit: (event: SignalEvent) => void): void {

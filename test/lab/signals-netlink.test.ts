@@ -119,6 +119,8 @@ describe.skipIf(!capable)('netlink signals from ip monitor in a namespace', () =
     process.kill(first!, 'SIGKILL');
     await until(() => s.restarts()[4] === 1 && s.monitorPids()[4] !== undefined, 'IPv4 monitor restarted');
     expect(s.monitorPids()[4]).not.toBe(first);
+    // What changed while it was down was not heard: the restart itself asks for a full re-read.
+    await rec.waitFor((e) => e.kind === 'WatchGap' && e.source === 'netlink-ipv4', 'WatchGap after the restart', 5_000, 0);
     await primed(rec);
     expect(s.status().ok).toBe(true);
   });

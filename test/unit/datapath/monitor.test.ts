@@ -284,6 +284,7 @@ describe('which signals are networkd activity and which re-read', () => {
     [{ kind: 'CiliumRestarted', at, wallAt, origins: ['systemd1'] }, false, true],
     [{ kind: 'UpgradeStarted', at, wallAt, unit: 'apt-daily-upgrade.service' }, false, false],
     [{ kind: 'BusConnection', at, wallAt, connected: false }, false, false],
+    [{ kind: 'WatchGap', at, wallAt, source: 'netlink-ipv4', reason: 'ip monitor restarted' }, false, true],
   ])('%o: activity %s, re-read %s', (event, activity, trigger) => {
     expect(isNetworkdActivity(event)).toBe(activity);
     expect(isTrigger(event)).toBe(trigger);
