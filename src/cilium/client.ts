@@ -46,21 +46,18 @@ export interface CiliumEndpoint {
   pod?: string;
 }
 
-/** Endpoint states in which the CNI still means to serve the pod (its rules and routes should exist). */
-const LIVE_ENDPOINT_STATES: ReadonlySet<EndpointState> = new Set([
-  'waiting-for-identity',
-  'not-ready',
-  'waiting-to-regenerate',
-  'regenerating',
-  'restoring',
-  'ready',
-]);
+/**
+ * Endpoint states in which the CNI is done with the pod. Any other state — a known one, or one a
+ * newer Cilium added — counts as served: dropping a pod's items from the baseline is what needs
+ * evidence, so an unknown state must never be read as "gone".
+ */
+const GONE_ENDPOINT_STATES: ReadonlySet<string> = new Set(['disconnecting', 'disconnected', 'invalid']);
 
 /** The pod addresses of endpoints the CNI still serves (not disconnecting, disconnected or invalid). */
 export function liveEndpointAddresses(endpoints: readonly CiliumEndpoint[]): Set<string> {
   const addresses = new Set<string>();
   for (const entry of endpoints) {
-    if (!LIVE_ENDPOINT_STATES.has(entry.state)) continue;
+    if (GONE_ENDPOINT_STATES.has(entry.state)) continue;
     for (const address of [...entry.ipv4, ...entry.ipv6]) addresses.add(address.toLowerCase());
   }
   return addresses;

@@ -57,7 +57,8 @@ export const addressPair = z.looseObject({
 export const endpoint = z.looseObject({
   id: z.number().int(),
   status: z.looseObject({
-    state: endpointState,
+    // A state a newer Cilium adds must not fail the whole list: known states are checked, others kept as text.
+    state: z.union([endpointState, z.string().min(1)]),
     networking: z.looseObject({ addressing: z.array(addressPair).optional() }).optional(),
     'external-identifiers': z
       .looseObject({ 'k8s-pod-name': z.string().optional(), 'k8s-namespace': z.string().optional(), 'pod-name': z.string().optional() })
@@ -68,4 +69,5 @@ export const endpoint = z.looseObject({
 export const endpointList = z.array(endpoint);
 
 export type ComponentState = z.infer<typeof componentState>;
-export type EndpointState = z.infer<typeof endpointState>;
+/** A known `EndpointState`, or one this connwatch does not know yet. */
+export type EndpointState = z.infer<typeof endpointState> | (string & {});
