@@ -153,7 +153,7 @@ export class ReconnectingBus {
     this.#setConnected(true);
     log.info({ address, uniqueName: session.uniqueName }, 'signals: connected to the system bus');
     attempted();
-    const why = await Promise.race([opened.closed, abortPromise(this.#abort.signal)]);
+    const why = await Promise.race([opened.closed, abortPromise(this.#abort.signal, opened.closed)]);
     this.#lastError = why;
     this.#closeBus();
     this.#setConnected(false);
@@ -235,7 +235,7 @@ export class ReconnectingBus {
   #session(bus: MessageBus, closed: Promise<string>): BusSession {
     const timeoutMs = this.#opts.callTimeoutMs;
     // A call pending when the connection closes (or we stop) fails at once instead of at its timeout.
-    const gone = Promise.race([closed, abortPromise(this.#abort.signal)]).then(
+    const gone = Promise.race([closed, abortPromise(this.#abort.signal, closed)]).then(
       (reason): CallResult => ({ ok: false, reason: `connection closed: ${reason}` }),
     );
     return {
@@ -295,9 +295,13 @@ function describeError(err: unknown): string {
   return String(err);
 }
 
-function abortPromise(signal: AbortSignal): Promise<string> {
+/** Resolves "stopped" on abort; its listener goes when `until` settles, so a flapping bus leaks none. */
+function abortPromise(signal: AbortSignal, until: Promise<unknown>): Promise<string> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve('stopped');
-    signal.addEventListener('abort', () => resolve('stopped'), { once: true });
+    const onAbort = (): void => resolve('stopped');
+    signal.addEventListener('abort', onAbort, { once: true });
+    const remove = (): void => signal.removeEventListener('abort', onAbort);
+    until.then(remove, remove);
   });
 }
