@@ -226,6 +226,20 @@ export const alertsConfig = z
     const names = cfg.webhooks.map((w) => w.name);
     const dup = names.find((n, i) => names.indexOf(n) !== i);
     if (dup) ctx.addIssue({ code: 'custom', path: ['webhooks'], message: `webhook name "${dup}" used twice; give each a unique name` });
+    // A fallback stands in for Alertmanager; without one it would page the fleet key for every node at once.
+    const fallbacks: [string[], { when: string } | null][] = [
+      [['pagerduty', 'when'], cfg.pagerduty],
+      [['slack', 'when'], cfg.slack],
+      ...cfg.webhooks.map((w, i): [string[], { when: string }] => [['webhooks', String(i), 'when'], w]),
+    ];
+    for (const [path, sink] of fallbacks) {
+      if (sink?.when === 'fallback' && cfg.alertmanager.urls.length === 0) {
+        ctx.addIssue({ code: 'custom', path, message: 'when: fallback needs alerts.alertmanager.urls (it pages only when no Alertmanager answers); use when: always, or list the Alertmanagers' });
+      }
+    }
+    if (cfg.retry.maxDelayMs < cfg.retry.minDelayMs) {
+      ctx.addIssue({ code: 'custom', path: ['retry', 'maxDelayMs'], message: `must be at least retry.minDelayMs (${cfg.retry.minDelayMs})` });
+    }
   })
   .describe('alerts settings: sinks, dedup keys, spool, retries, heartbeat.');
 

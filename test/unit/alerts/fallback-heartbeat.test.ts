@@ -36,6 +36,8 @@ describe('fallback sinks', () => {
       fallbackJitterSeconds: 0,
       dedupKey: '{{site}}/{{cause}}',
       pagerduty: { routingKey: 'rk', url: pd.url, when: 'fallback', jitterMs: 0 },
+      // A fallback needs Alertmanagers in config; the test hands the alerter its own sink below.
+      alertmanager: { urls: ['http://127.0.0.1:9'] },
       retry: { retries: 0, cooldownMs: 60_000, requestTimeoutMs: 300 },
     });
     const am: ConfiguredSink = {

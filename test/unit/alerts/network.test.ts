@@ -65,9 +65,18 @@ describe('sinks for a fleet', () => {
       pagerduty: { routingKey: 'rk', when: 'fallback' },
       slack: { webhookUrl: 'https://hooks.slack.invalid/x', when: 'fallback', dedupKey: '{{site}}/{{node}}' },
       webhooks: [{ name: 'ops', url: 'https://ops.invalid/hook' }],
+      alertmanager: { urls: ['http://10.0.0.5:9093'] },
     });
-    const keys = Object.fromEntries(buildSinks(config, dispatcher).map((s) => [s.sink.name, s.policy.keyOf(alert as never)]));
+    const keys = Object.fromEntries(
+      buildSinks(config, dispatcher)
+        .filter((s) => s.kind !== 'alertmanager')
+        .map((s) => [s.sink.name, s.policy.keyOf(alert as never)]),
+    );
     expect(keys).toEqual({ pagerduty: 'eu-1/ReadyButNoPodNetwork', slack: 'eu-1/node-7', ops: 'eu-1/node-7/ReadyButNoPodNetwork' });
+  });
+
+  it('refuses a fallback sink without Alertmanagers to fall back from, naming the key', () => {
+    expect(() => fastConfig({ pagerduty: { routingKey: 'rk', when: 'fallback' } })).toThrow(/alertmanager\.urls/);
   });
 
   it('names each Alertmanager replica apart, even behind one host', () => {
