@@ -1,5 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { mkdirSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { CliIO } from './cli.js';
 import { formatConfigErrors, loadConfig, type Config, type ConfigFlags } from './config/index.js';
@@ -13,6 +12,8 @@ import { DatapathMonitor } from './datapath/monitor.js';
 import { resolveProfiles } from './datapath/profiles.js';
 import { addItemsBatch } from './datapath/batch.js';
 import { planRestore } from './datapath/writer.js';
+import { tcpConnects } from './probes/tcp.js';
+import { hasNetAdmin } from './remediation/capability.js';
 import { Gate } from './remediation/gate.js';
 import { FileJournal, readEntries } from './remediation/journal.js';
 import { CARRY_OVER_MS, carriedOverItems, RestoreRung, type DamageCheck, type ItemWriter } from './remediation/restore.js';
@@ -100,20 +101,6 @@ function waitForStop(agent: Agent, log: Logger): Promise<number> {
       stop('uncaughtException', 1);
     });
   });
-}
-
-/** Whether this process holds CAP_NET_ADMIN (bit 12 of CapEff), needed to re-install rules and routes. */
-export function hasNetAdmin(statusText?: string): { ok: boolean; reason?: string } {
-  let text = statusText;
-  try {
-    text ??= readFileSync('/proc/self/status', 'utf8');
-  } catch (err) {
-    return { ok: false, reason: `cannot read /proc/self/status: ${(err as Error).message}` };
-  }
-  const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(text)?.[1];
-  if (!hex) return { ok: false, reason: 'CapEff not found in /proc/self/status' };
-  const ok = (BigInt('0x' + hex) & (1n << 12n)) !== 0n;
-  return ok ? { ok } : { ok, reason: 'no CAP_NET_ADMIN: the restore rung is skipped; grant it (systemd AmbientCapabilities=CAP_NET_ADMIN, or the pod securityContext)' };
 }
 
 /** The running agent: its boxes, started in order and stopped in reverse. */
@@ -237,7 +224,8 @@ export class Agent {
           .catch((err: unknown) => signalLog.error({ err }, 'signals failed to start (a bug)'));
       },
       stop: async () => {
-        await signalsStarting;
+        // A start still waiting on a hung bus must not hold up the stop beyond a moment.
+        await Promise.race([signalsStarting, new Promise((r) => setTimeout(r, 1_000).unref())]);
         await signals.stop();
       },
     });
@@ -354,24 +342,6 @@ function ipWriter(ip: IpRunner, datapath: DatapathMonitor, ipConfig: { argv: str
     },
     write: (items, signal) => addItemsBatch(ipConfig.argv, items, { timeoutMs: ipConfig.timeoutMs, signal }),
   };
-}
-
-/** Whether a TCP connection to host:port opens within the timeout (a restore's verify target). */
-export function tcpConnects(target: string, timeoutMs: number): Promise<{ ok: true } | { ok: false; reason: string }> {
-  const sep = target.lastIndexOf(':');
-  const host = target.slice(0, sep).replace(/^\[|\]$/g, '');
-  const port = Number(target.slice(sep + 1));
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    const done = (result: { ok: true } | { ok: false; reason: string }) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(result);
-    };
-    const timer = setTimeout(() => done({ ok: false, reason: `no connection within ${timeoutMs} ms` }), timeoutMs);
-    socket.once('connect', () => done({ ok: true }));
-    socket.once('error', (err: NodeJS.ErrnoException) => done({ ok: false, reason: err.code ?? err.message }));
-  });
 }
 
 /** A fresh re-read for the restore's verification; a failed read is an error, never a stale "all clear". */
