@@ -62,6 +62,8 @@ interface Episode {
   verifyFailures: number;
   /** No attempt before this monotonic time (items held for addresses, a failed write); a new signal lifts it. */
   holdUntil?: number;
+  /** When a signal that can satisfy a hold last arrived (an attempt that began before it must not hold). */
+  liftedAt?: number;
   /** Why the last attempt could not write everything, if it could not. */
   lastWriteFailure?: string;
 }
@@ -123,7 +125,10 @@ export class RestoreRung {
   onSignal(event: SignalEvent): void {
     if (this.#stopped) return;
     // Only what can satisfy a hold lifts it (not the echoes of connwatch's own writes).
-    if (this.#episode && liftsHold(event)) this.#episode.holdUntil = undefined;
+    if (this.#episode && liftsHold(event)) {
+      this.#episode.holdUntil = undefined;
+      this.#episode.liftedAt = event.at;
+    }
     switch (event.kind) {
       case 'NetworkdRestarted':
         this.#activity(event.at, event.wallAt, 'networkd restarted', true);
@@ -284,12 +289,15 @@ export class RestoreRung {
     }
     if (e.restores >= this.#cfg.maxRepeats) return e.lastWriteFailure ? this.#failed(e, e.lastWriteFailure) : this.#fighting(e);
 
+    const startedAt = this.#deps.clock.monotonic();
     const plan = await this.#deps.writer.plan(e.missing.map((m) => m.item));
     if (plan.held.length > 0) this.#note(e, `held until networkd puts addresses back: ${plan.held.map((h) => `${describeItem(h.item)} (waits for ${h.waitsFor})`).join('; ')}`);
     if (plan.ordered.length === 0) {
-      // Nothing can be written yet; the next networkd signal (an address coming back) reconsiders.
-      e.holdUntil = this.#deps.clock.monotonic() + this.#cfg.quietPeriodMs;
-      this.#setTimer(() => this.#reconsider(), this.#cfg.quietPeriodMs);
+      // Nothing can be written yet; the next networkd signal (an address coming back) reconsiders —
+      // or already did, while the plan was being made: then look again at once.
+      const holdMs = (e.liftedAt ?? -Infinity) >= startedAt ? 0 : this.#cfg.quietPeriodMs;
+      e.holdUntil = this.#deps.clock.monotonic() + holdMs;
+      this.#setTimer(() => this.#reconsider(), holdMs);
       return this.#publish();
     }
     e.state = 'restoring';
@@ -320,7 +328,7 @@ export class RestoreRung {
     log.info({ episode: e.id, items: items.map(describeItem), outcome }, 'restore attempt finished');
     e.state = 'verifying';
     this.#publish();
-    await this.#verify(e, outcome, new Set(items.map(itemKey)));
+    await this.#verify(e, outcome, new Set(items.map(itemKey)), startedAt);
   }
 
   async #writeAll(items: DatapathItem[], signal: AbortSignal): Promise<ActionOutcome> {
@@ -338,7 +346,7 @@ export class RestoreRung {
   }
 
   /** Re-reads at once and again after verifyStableMs; TCP targets must answer. */
-  async #verify(e: Episode, outcome: ActionOutcome, written: Set<string>): Promise<void> {
+  async #verify(e: Episode, outcome: ActionOutcome, written: Set<string>, attemptedAt: number): Promise<void> {
     const first = await this.#deps.damage.check('restore');
     if (this.#episode !== e) return;
     const back = !('error' in first) && this.#repairable(first).length === 0;
@@ -356,7 +364,9 @@ export class RestoreRung {
       const again = 'error' in first || !outcome.ok || this.#repairable(first).some((m) => written.has(itemKey(m.item)));
       // Backing off: 50 ms, 100, 200, … up to the quiet period — quick when networkd was just
       // finishing a link, patient when it is still at work.
-      const holdMs = Math.min(this.#cfg.quietPeriodMs, RETRY_BASE_MS * 2 ** Math.max(0, e.restores - 1));
+      const lifted = (e.liftedAt ?? -Infinity) >= attemptedAt;
+      const backoff = Math.min(this.#cfg.quietPeriodMs, RETRY_BASE_MS * 2 ** Math.max(0, e.restores - 1));
+      const holdMs = lifted ? Math.min(backoff, RETRY_BASE_MS) : backoff;
       if (again) e.holdUntil = this.#deps.clock.monotonic() + holdMs;
       if (e.state === 'verifying') e.state = 'waiting';
       this.#setTimer(() => this.#reconsider(), holdMs);

@@ -14,6 +14,9 @@ import { linkIfindex, NETWORK1_LINK_PREFIX } from './object-path.js';
 
 export const NETWORK1_NAME = 'org.freedesktop.network1';
 const LINK_IFACE = 'org.freedesktop.network1.Link';
+/** How long, and how many, link messages from a not-yet-owner are kept for replay. */
+const UNCONFIRMED_KEEP_MS = 5_000;
+const UNCONFIRMED_MAX = 256;
 
 /** How a watcher hands an event on, saying which origin heard it. */
 export type EmitFrom = (origin: SignalOrigin, event: SignalEvent) => void;
@@ -39,6 +42,8 @@ export class Network1Watcher implements BusWatcher {
     `type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',path_namespace='${NETWORK1_LINK_PREFIX.slice(0, -1)}'`,
   ];
   #state: Network1State = { owner: undefined, known: false };
+  /** Link messages from a sender that does not own the name (yet): replayed if it becomes the owner. */
+  #unconfirmed: { sender: string; msg: Message; receivedAt: number }[] = [];
 
   constructor(
     private readonly clock: Clock,
@@ -92,6 +97,10 @@ export class Network1Watcher implements BusWatcher {
       this.log.info({ owner: newOwner }, 'signals: org.freedesktop.network1 has a new owner (networkd started)');
       this.emit('network1', { kind: 'NetworkdRestarted', ...this.#now(), origins: ['network1'] });
     }
+    // networkd announces link states before it acquires its name: what it said meanwhile counts now.
+    const early = this.#unconfirmed.filter((u) => u.sender === newOwner);
+    this.#unconfirmed = [];
+    for (const u of early) this.#linkChanged(u.msg);
   }
 
   #setPresence(owner: string | undefined, wasPresent?: boolean): void {
@@ -102,8 +111,10 @@ export class Network1Watcher implements BusWatcher {
   }
 
   #linkChanged(msg: Message): void {
-    // Only networkd speaks for its links: any other bus client could forge "configuring".
-    if (this.#state.owner === undefined || msg.sender !== this.#state.owner) return;
+    // Only networkd speaks for its links: any other bus client could forge "configuring". A sender
+    // that does not own the name yet is held briefly, in case it is networkd about to acquire it.
+    if (msg.sender === undefined || msg.sender === null) return;
+    if (msg.sender !== this.#state.owner) return this.#holdUnconfirmed(msg.sender, msg);
     const ifindex = linkIfindex(msg.path);
     const props = readPropertiesChanged(msg);
     if (ifindex === undefined || !props) return this.log.warn({ path: msg.path }, 'signals: ignored a malformed network1 link PropertiesChanged');
@@ -118,6 +129,12 @@ export class Network1Watcher implements BusWatcher {
       ...(administrativeState !== undefined ? { administrativeState } : {}),
       ...(operationalState !== undefined ? { operationalState } : {}),
     });
+  }
+
+  #holdUnconfirmed(sender: string, msg: Message): void {
+    const now = this.clock.monotonic();
+    this.#unconfirmed = this.#unconfirmed.filter((u) => now - u.receivedAt < UNCONFIRMED_KEEP_MS).slice(-UNCONFIRMED_MAX + 1);
+    this.#unconfirmed.push({ sender, msg, receivedAt: now });
   }
 
   #now(): { at: number; wallAt: number } {

@@ -71,6 +71,29 @@ describe('Network1Watcher', () => {
     w.message({ ...nameOwnerChanged('org.freedesktop.network1', '', ':1.3'), sender: ':1.66' } as Message);
     expect(r.events).toEqual([]);
   });
+
+  it('takes link states only from networkd, counting what it said just before it owned the name', () => {
+    const ctx = testContext(manualClock());
+    const r = recorder();
+    const w = new Network1Watcher(ctx.clock, ctx.log, r.emit);
+    const linkState = (sender: string, ifindex: number, state: string): Message =>
+      signal({
+        sender,
+        path: `/org/freedesktop/network1/link/_3${ifindex}`,
+        interface: 'org.freedesktop.DBus.Properties',
+        member: 'PropertiesChanged',
+        body: ['org.freedesktop.network1.Link', { AdministrativeState: { signature: 's', value: state } }, []],
+      });
+    w.message(linkState(':1.20', 2, 'configuring')); // networkd, before its name is acquired
+    w.message(linkState(':1.66', 3, 'configuring')); // some other client forging a state
+    expect(r.events).toEqual([]);
+    w.message(nameOwnerChanged('org.freedesktop.network1', '', ':1.20'));
+    w.message(linkState(':1.20', 3, 'configuring'));
+    w.message(linkState(':1.66', 4, 'configuring'));
+    const links = r.events.filter(([, e]) => e.kind === 'LinkStateChanged').map(([, e]) => (e as { ifindex: number }).ifindex);
+    expect(links).toEqual([2, 3]);
+    expect(r.events.findIndex(([, e]) => e.kind === 'NetworkdRestarted')).toBeLessThan(r.events.findIndex(([, e]) => e.kind === 'LinkStateChanged'));
+  });
 });
 
 describe('Systemd1Watcher', () => {
