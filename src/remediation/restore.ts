@@ -60,6 +60,8 @@ interface Episode {
   declined?: { decision: GateDecision; keys: Set<string> };
   /** Verification re-reads that failed in a row. */
   verifyFailures: number;
+  /** Whether this episode's first damage was already timed (connwatch_detection_seconds). */
+  detected?: boolean;
   /** No attempt before this monotonic time (items held for addresses, a failed write); a new signal lifts it. */
   holdUntil?: number;
   /** When a signal that can satisfy a hold last arrived (an attempt that began before it must not hold). */
@@ -88,6 +90,7 @@ export class RestoreRung {
   readonly #cfg: RestoreConfig;
   readonly #restores: Counter<'result'>;
   readonly #latency: Histogram;
+  readonly #detection: Histogram;
   /** ifindex → last AdministrativeState, for links networkd manages. */
   readonly #managedLinks = new Map<number, string>();
   readonly #recentRestores: number[] = [];
@@ -110,6 +113,12 @@ export class RestoreRung {
       name: 'connwatch_restores_total',
       help: 'Restore attempts and decisions by result: restored, partial, failed, shadowed, killed, halted, disabled, rate_limited, fighting, no_capability, not_repaired.',
       labelNames: ['result'],
+      registers: [deps.metrics],
+    });
+    this.#detection = new Histogram({
+      name: 'connwatch_detection_seconds',
+      help: "From the episode's trigger (networkd restart, link reconfiguration, address change) to the first re-read that showed CNI items missing.",
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15],
       registers: [deps.metrics],
     });
     this.#latency = new Histogram({
@@ -162,6 +171,10 @@ export class RestoreRung {
     if (repairable.length === 0) return this.#whole(report);
     const episode = this.#episode ?? this.#open(`damage (${report.trigger})`, now, this.#deps.clock.now());
     if (episode.state === 'fighting' || episode.state === 'failed') return;
+    if (!episode.detected) {
+      episode.detected = true;
+      this.#detection.observe(Math.max(0, now - episode.triggerAt) / 1000);
+    }
     episode.missing = repairable;
     if (episode.state !== 'restoring') episode.state = 'waiting';
     this.#note(episode, `missing: ${repairable.map((m) => `${describeItem(m.item)} [${m.severity}]`).join('; ')}`, { trigger: report.trigger });

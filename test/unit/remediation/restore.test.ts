@@ -119,6 +119,7 @@ describe('restore rung', () => {
     await vi.waitFor(() => expect(h.state().last?.state).toBe('restored'));
     expect(await h.metrics.metrics()).toContain('connwatch_restores_total{result="restored"} 1');
     expect(await h.metrics.metrics()).toContain('connwatch_restore_latency_seconds_count 1');
+    expect(await h.metrics.metrics()).toContain('connwatch_detection_seconds_count 1');
   });
 
   it('falls back to a quiet period when networkd is not on the bus (no link states)', async () => {
