@@ -215,7 +215,9 @@ export class RestoreRung {
   #activity(at: number, wallAt: number, what: string, isRestart: boolean): void {
     const current = this.#episode;
     const stale = current && at - current.lastActivityAt > this.#cfg.episodeSeconds * 1000;
-    const fresh = !current || stale || (isRestart && !['waiting', 'restoring'].includes(current.state));
+    // A restart heard late (the bus lags the kernel under load) belongs to the episode its losses
+    // already opened; only a finished episode gives way to a new one.
+    const fresh = !current || stale || (isRestart && ['fighting', 'failed'].includes(current.state));
     const episode = fresh ? this.#open(what, at, wallAt) : current;
     if (isRestart && !fresh) episode.linksConfigured.clear();
     episode.lastActivityAt = at;

@@ -223,7 +223,15 @@ describe('restore rung', () => {
     expect(h.written.length).toBe(8);
   });
 
-  it('retries a write that failed mid-flush without paging, then verifies', async () => {
+  it('regression (suite flake): a networkd restart heard after its losses were restored does not orphan the verification', async () => {
+    h = harness();
+    h.rung.onReport(h.report('netlink'));
+    await vi.waitFor(() => expect(h.written).toHaveLength(4));
+    h.rung.onSignal(restart());
+    await vi.waitFor(() => expect(h.state().last?.state).toBe('restored'));
+  });
+
+    it('retries a write that failed mid-flush without paging, then verifies', async () => {
     h = harness({ failWrites: 1 });
     h.rung.onReport(h.report('netlink'));
     await vi.waitFor(() => expect(h.state().last?.state).toBe('restored'));
