@@ -192,7 +192,11 @@ export class SinkWorker {
     }
     if (outcome.kind === 'exhausted') {
       this.#failing = true;
-      this.#queue.push(job);
+      // Back in creation order, not at the end: items of one round share their time, so the
+      // queue order is the delivery order, and the backlog must leave in the order it was raised.
+      const at = this.#queue.findIndex((other) => other.record.seq > job.record.seq);
+      if (at < 0) this.#queue.push(job);
+      else this.#queue.splice(at, 0, job);
       return;
     }
     if (outcome.kind === 'delivered') {

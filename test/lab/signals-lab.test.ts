@@ -113,7 +113,8 @@ describe.skipIf(!capable)('signals in the lab (real networkd 252, pre-1.14 profi
       const m = /^connwatch_networkd_restarts_total (\d+)/m.exec(await scrape());
       return m ? Number(m[1]) : undefined;
     };
-    await until(() => output.includes('"connwatch running"'), `the agent running (${output.slice(-500)})`, 20_000);
+    // "signals listening": the watchers are connected (they start without holding up the rest of the agent).
+    await until(() => output.includes('"signals listening"'), `the agent listening (${output.slice(-500)})`, 20_000);
     await until(async () => (await restartsTotal()) === 0, 'metrics served', 10_000);
     for (let i = 1; i <= 3; i++) {
       await lab.restartNetworkd();
