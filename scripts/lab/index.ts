@@ -653,10 +653,15 @@ export async function downLab(nameOrStateFile?: string): Promise<void> {
   const p = state?.procs;
   const refs = [...(p?.spawned ?? []), ...(p?.responders ?? []), p?.cilium, p?.networkd, p?.dbus];
   await Promise.all(refs.map((r) => stopProcess(r, 'SIGTERM', 1_000)));
-  await stopProcess(p?.keeper, 'SIGKILL');
   const netnsList = state ? [state.netns.node, state.netns.peer, ...state.pods.map((x) => x.netns)] : [];
   for (const n of await netnsWithPrefix(`${name}-`)) if (!netnsList.includes(n)) netnsList.push(n);
-  await killInNetns(netnsList, state?.mntIno);
+  // The lab's mount namespace is known by inode only while its keeper holds it: once it is gone
+  // the kernel reuses the number (every `ip netns exec` makes a new mount namespace), and matching
+  // on it would kill other people's processes.
+  const mntIno = isAlive(p?.keeper) ? state?.mntIno : undefined;
+  await killInNetns(netnsList, mntIno);
+  await stopProcess(p?.keeper, 'SIGKILL');
+  await killInNetns(netnsList, undefined);
   for (const n of netnsList) await run(['ip', 'netns', 'del', n]);
   const keep = state?.keepDir ?? `/tmp/${name}-keep`;
   if (existsSync(keep)) await run(['rmdir', keep]);
