@@ -62,6 +62,8 @@ interface Episode {
   verifyFailures: number;
   /** Whether this episode's first damage was already timed (connwatch_detection_seconds). */
   detected?: boolean;
+  /** Whether a networkd restart belongs to this episode (a second one opens the next episode). */
+  restartHeard?: boolean;
   /** No attempt before this monotonic time (items held for addresses, a failed write); a new signal lifts it. */
   holdUntil?: number;
   /** When a signal that can satisfy a hold last arrived (an attempt that began before it must not hold). */
@@ -216,10 +218,13 @@ export class RestoreRung {
     const current = this.#episode;
     const stale = current && at - current.lastActivityAt > this.#cfg.episodeSeconds * 1000;
     // A restart heard late (the bus lags the kernel under load) belongs to the episode its losses
-    // already opened; only a finished episode gives way to a new one.
-    const fresh = !current || stale || (isRestart && ['fighting', 'failed'].includes(current.state));
+    // already opened; a second restart is a new episode with its own repeat budget.
+    const fresh = !current || stale || (isRestart && (current.restartHeard || ['fighting', 'failed'].includes(current.state)));
     const episode = fresh ? this.#open(what, at, wallAt) : current;
-    if (isRestart && !fresh) episode.linksConfigured.clear();
+    if (isRestart) {
+      if (!fresh) episode.linksConfigured.clear();
+      episode.restartHeard = true;
+    }
     episode.lastActivityAt = at;
     this.#note(episode, what);
   }

@@ -231,7 +231,17 @@ describe('restore rung', () => {
     await vi.waitFor(() => expect(h.state().last?.state).toBe('restored'));
   });
 
-    it('retries a write that failed mid-flush without paging, then verifies', async () => {
+    it('a second networkd restart opens a new episode with its own repeat budget; a late-heard first one does not', async () => {
+    h = harness({ cfg: { verifyStableMs: 5_000 } });
+    h.rung.onReport(h.report('netlink')); // losses first: the episode opens on the damage
+    await vi.waitFor(() => expect(h.written).toHaveLength(4));
+    h.rung.onSignal(restart()); // the same restart, heard late: same episode
+    expect((h.rung.snapshot() as { current: { id: number } }).current.id).toBe(1);
+    h.rung.onSignal(restart()); // another restart: a new episode
+    expect((h.rung.snapshot() as { current: { id: number; restores: number } }).current).toMatchObject({ id: 2, restores: 0 });
+  });
+
+  it('retries a write that failed mid-flush without paging, then verifies', async () => {
     h = harness({ failWrites: 1 });
     h.rung.onReport(h.report('netlink'));
     await vi.waitFor(() => expect(h.state().last?.state).toBe('restored'));
