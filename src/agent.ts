@@ -19,7 +19,7 @@ import { FileJournal, readEntries } from './remediation/journal.js';
 import { CARRY_OVER_MS, carriedOverItems, RestoreRung, type DamageCheck, type ItemWriter } from './remediation/restore.js';
 import { createSignals } from './signals/index.js';
 import { createLogger, createMetrics, Heartbeat, Liveness, StatusBoard, TelemetryServer } from './telemetry/index.js';
-import type { Alerter, BoxContext, Clock, DamageReport, SignalEvent } from './types.js';
+import type { BoxContext, Clock, SignalEvent } from './types.js';
 import { VERSION } from './version.js';
 
 /** The real clock. */

@@ -101,7 +101,7 @@ function topHelp(): string {
   return `connwatch ${VERSION} — connectivity watchdog for Cilium nodes and bare-metal hosts\n\nUsage: connwatch <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun 'connwatch <command> --help' for a command's options.\n`;
 }
 
-function commandHelp(name: string, command: Command): string {
+function commandHelp(command: Command): string {
   const configurable = 'config' in command.options;
   const json = 'json' in command.options ? '\n      --json             machine-readable output' : '';
   return `${command.usage}\n\n${command.summary}\n${configurable ? CONFIG_HELP + json + '\n' : ''}`;
@@ -128,7 +128,7 @@ export async function main(argv: string[], io: CliIO = defaultIO()): Promise<num
     return EXIT.usage;
   }
   if (parsed.values.help) {
-    io.stdout(commandHelp(name, command));
+    io.stdout(commandHelp(command));
     return EXIT.ok;
   }
   return command.run(parsed.values, parsed.positionals, io);

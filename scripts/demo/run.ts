@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startLab } from '../lab/index.js';
-import type { Lab, LabProfile } from '../lab/types.js';
+import type { LabProfile } from '../lab/types.js';
 import { followJsonLines, probeOutages, type JsonLine } from './follow.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');

@@ -29,7 +29,7 @@ function loadState(stateFile: string): LabState {
 }
 
 /** The endpoint ids stay stable per pod: its address index. */
-function endpoint(state: LabState, pod: PodState): unknown {
+function endpoint(pod: PodState): unknown {
   const labels = [`k8s:io.kubernetes.pod.namespace=default`, `k8s:app=${pod.name}`];
   return {
     id: pod.index,
@@ -92,11 +92,11 @@ async function handle(stateFile: string, req: IncomingMessage, res: ServerRespon
   const route = `${req.method} ${url.pathname}`;
   const podMatch = /^\/lab\/endpoints\/([a-z0-9-]+)$/.exec(url.pathname);
   if (route === 'GET /v1/healthz') return send(res, 200, statusResponse(state));
-  if (route === 'GET /v1/endpoint') return send(res, 200, state.pods.filter((p) => p.node === 'node').map((p) => endpoint(state, p)));
+  if (route === 'GET /v1/endpoint') return send(res, 200, state.pods.filter((p) => p.node === 'node').map((p) => endpoint(p)));
   const epMatch = /^\/v1\/endpoint\/(\d+)$/.exec(url.pathname);
   if (req.method === 'GET' && epMatch) {
     const pod = state.pods.find((p) => p.node === 'node' && String(p.index) === epMatch[1]);
-    return pod ? send(res, 200, endpoint(state, pod)) : send(res, 404, { message: 'endpoint not found' });
+    return pod ? send(res, 200, endpoint(pod)) : send(res, 404, { message: 'endpoint not found' });
   }
   if (route === 'POST /lab/restart') return send(res, 200, { reinstalled: true, endpoints: await restart(stateFile) });
   if (podMatch && (req.method === 'PUT' || req.method === 'DELETE')) {

@@ -20,7 +20,6 @@ export interface DbusSourceOptions {
 export class DbusSignalSource implements SignalSource {
   readonly name = 'dbus';
   readonly address: string;
-  readonly #ctx: BoxContext;
   readonly #network1: Network1Watcher;
   readonly #systemd1: Systemd1Watcher | undefined;
   readonly #bus: ReconnectingBus;
@@ -28,7 +27,6 @@ export class DbusSignalSource implements SignalSource {
   #emit: ((event: SignalEvent) => void) | undefined;
 
   constructor(ctx: BoxContext, cfg: SignalsConfig, opts: DbusSourceOptions = {}) {
-    this.#ctx = ctx;
     this.#metrics = signalMetrics(ctx.metrics);
     this.#metrics.dbusConnected.set(0);
     this.address = resolveSystemBusAddress(cfg.dbus.busAddress, opts.env);

@@ -23,7 +23,6 @@ import { CiliumClient } from '../../src/cilium/client.js';
 import { ciliumConfig } from '../../src/cilium/config.js';
 import type { DatapathDamageReport } from '../../src/datapath/baseline.js';
 import { datapathConfig } from '../../src/datapath/config.js';
-import { execIpRunner } from '../../src/datapath/ip.js';
 import { compactItem, describeItem, itemKey } from '../../src/datapath/items.js';
 import { DatapathMonitor } from '../../src/datapath/monitor.js';
 import { ciliumProfile } from '../../src/datapath/profiles.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { restoreConfig } from '../../../src/remediation/config.js';
 import { Gate, type ActionSettings } from '../../../src/remediation/gate.js';
 import { FileJournal } from '../../../src/remediation/journal.js';
