@@ -20,6 +20,7 @@ import { CARRY_OVER_MS, carriedOverItems, RestoreRung, type DamageCheck, type It
 import { createSignals } from './signals/index.js';
 import { createLogger, createMetrics, Heartbeat, Liveness, StatusBoard, TelemetryServer } from './telemetry/index.js';
 import type { BoxContext, Clock, SignalEvent } from './types.js';
+import { EXIT } from './exit.js';
 import { VERSION } from './version.js';
 
 /** The real clock. */
@@ -44,7 +45,7 @@ export async function runAgentCommand(values: Record<string, unknown>, io: CliIO
   const loaded = loadConfig({ configPath: values.config as string | undefined, env: process.env, flags: values as ConfigFlags });
   if (!loaded.ok) {
     io.stderr(formatConfigErrors(loaded.errors));
-    return 2;
+    return EXIT.usage;
   }
   const config = loaded.config;
   const log = createLogger({ level: config.log.level });
@@ -53,12 +54,12 @@ export async function runAgentCommand(values: Record<string, unknown>, io: CliIO
     mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   } catch (err) {
     io.stderr(`connwatch run: cannot create the state directory ${config.stateDir}: ${(err as Error).message}; set stateDir (or --state-dir) to a writable directory\n`);
-    return 2;
+    return EXIT.usage;
   }
   const agent = await Agent.start(config, log);
   if (!agent.ok) {
     io.stderr(`connwatch run: ${agent.reason}\n`);
-    return 2;
+    return EXIT.usage;
   }
   const code = await waitForStop(agent.agent, log);
   return code;

@@ -1,4 +1,5 @@
 import type { CliIO } from './cli.js';
+import { EXIT } from './exit.js';
 import { formatConfigErrors, loadConfig, type Config, type ConfigFlags } from './config/index.js';
 import { BaselineCore, describeItem, execIpRunner, readDatapath, resolveProfiles, type Member } from './datapath/index.js';
 import { readFileSync } from 'node:fs';
@@ -13,7 +14,7 @@ export interface CheckResult {
   missing: { item: string; severity: string; profile: string; source: string }[];
 }
 
-const EXIT_CODE: Record<CheckResult['verdict'], number> = { healthy: 0, broken: 1, 'cannot-tell': 2 };
+const EXIT_CODE: Record<CheckResult['verdict'], number> = { healthy: EXIT.ok, broken: EXIT.problem, 'cannot-tell': EXIT.usage };
 
 /**
  * `connwatch check`: one-shot diagnosis of this node's datapath against the saved CNI baseline

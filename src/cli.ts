@@ -3,18 +3,10 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CONFIG_PARSE_ARGS_OPTIONS } from './config/overrides.js';
+import { EXIT } from './exit.js';
 import { VERSION } from './version.js';
 
-/** Exit codes every command shares (documented in the README). */
-export const EXIT = {
-  ok: 0,
-  /** check: broken; doctor: hazards found. */
-  problem: 1,
-  /** Configuration or usage error; check/doctor: cannot tell. */
-  usage: 2,
-  /** The command exists but this release cannot do its job yet. */
-  unavailable: 3,
-} as const;
+export { EXIT };
 
 /** Where a command writes; tests pass their own. */
 export interface CliIO {

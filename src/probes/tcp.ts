@@ -1,10 +1,11 @@
 import { connect } from 'node:net';
+import { parseHostPort } from '../config/hostport.js';
 
 /** Whether a TCP connection to host:port opens within the timeout (a restore's verify target). */
 export function tcpConnects(target: string, timeoutMs: number): Promise<{ ok: true } | { ok: false; reason: string }> {
-  const sep = target.lastIndexOf(':');
-  const host = target.slice(0, sep).replace(/^\[|\]$/g, '');
-  const port = Number(target.slice(sep + 1));
+  const parsed = parseHostPort(target);
+  if (!parsed.ok) return Promise.resolve({ ok: false, reason: parsed.reason });
+  const { host, port } = parsed.value;
   return new Promise((resolve) => {
     const socket = connect({ host, port });
     const done = (result: { ok: true } | { ok: false; reason: string }) => {

@@ -1,8 +1,12 @@
 import { z } from 'zod';
+import { parseHostPort } from '../config/hostport.js';
 
 const tcpTarget = z
   .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'host:port')
+  .superRefine((text, ctx) => {
+    const parsed = parseHostPort(text);
+    if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.reason });
+  })
   .meta({ accepted: 'host:port, e.g. 10.0.0.1:6443 or [fd00::1]:443' });
 
 /** The `restore:` section: the first rung, putting back what networkd removed. */
