@@ -23,13 +23,20 @@ export interface JournalWriter {
 }
 
 const JOURNAL_FILE = 'actions.jsonl';
-const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
 const RECENT_KEPT = 200;
 
 /**
+ * Size at which the journal rotates. A restore entry is ~20 KB, so even right after a rotation the
+ * two files hold some 200 restarts — hours of a networkd flapping once a minute, well past the
+ * hour that carry-over looks back — while the journal never takes much more than twice this.
+ */
+export const JOURNAL_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
  * The append-only action journal in the state directory: every action and every "would have",
- * with its evidence and outcome, one JSON object per line, fsync'd. Rotated once at a size cap
- * (`actions.jsonl.1`), so a flapping node cannot fill the disk.
+ * with its evidence and outcome, one JSON object per line, fsync'd. At `maxBytes` the file moves to
+ * `actions.jsonl.1` (replacing the older one) and a new file starts, so a flapping node cannot fill
+ * the disk; readers see both files, so an intent and its outcome may straddle a rotation.
  */
 export class FileJournal implements JournalWriter {
   readonly path: string;
@@ -37,10 +44,11 @@ export class FileJournal implements JournalWriter {
   readonly #recent: JournalEntry[] = [];
   #nextSeq: number;
 
+  /** `maxBytes`: the rotation size, JOURNAL_MAX_BYTES unless given (tests). */
   constructor(stateDir: string, opts: { maxBytes?: number } = {}) {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     this.path = join(stateDir, JOURNAL_FILE);
-    this.#maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+    this.#maxBytes = opts.maxBytes ?? JOURNAL_MAX_BYTES;
     this.#nextSeq = lastSeq(this.path) + 1;
   }
 
@@ -89,12 +97,24 @@ export class FileJournal implements JournalWriter {
     } catch {
       return;
     }
-    if (size >= this.#maxBytes) renameSync(this.path, this.path + '.1');
+    // A failed rename (read-only directory) throws into append's catch: reported, never fatal.
+    if (size >= this.#maxBytes) renameSync(this.path, rotatedPath(this.path));
   }
 }
 
-/** Reads a journal file; lines that are not valid JSON (a torn last write) are skipped. */
+/**
+ * Reads the journal at `path`, its rotated predecessor (`path.1`) first, oldest entry first;
+ * lines that are not valid JSON (a torn last write) are skipped.
+ */
 export function readEntries(path: string): JournalEntry[] {
+  return [...readFile(rotatedPath(path)), ...readFile(path)];
+}
+
+function rotatedPath(path: string): string {
+  return `${path}.1`;
+}
+
+function readFile(path: string): JournalEntry[] {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -115,6 +135,6 @@ export function readEntries(path: string): JournalEntry[] {
 
 function lastSeq(path: string): number {
   let max = 0;
-  for (const entry of [...readEntries(path + '.1'), ...readEntries(path)]) max = Math.max(max, entry.seq);
+  for (const entry of readEntries(path)) max = Math.max(max, entry.seq);
   return max;
 }
