@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { secretSchema, secretUrlSchema } from '../config/secret.js';
+import { secretSchema, secretUrlSchema } from '../common/secret.js';
 import { TEMPLATE_VARIABLES, templateProblem } from './template.js';
 
 /** The per-host dedup key: one incident per host and cause. */

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
-import type { Secret } from '../config/secret.js';
+import type { Secret } from '../common/secret.js';
 import { sendJson } from './http.js';
 import type { AlertMetrics } from './metrics.js';
 import type { Sleep } from './types.js';

@@ -9,4 +9,4 @@ export type { ConfigFlags } from './overrides.js';
 export { COMMON_FLAGS, CONFIG_PARSE_ARGS_OPTIONS, CONFIG_PATH_ENV, envName } from './overrides.js';
 export type { ActionSettings, Config, ParsedConfig } from './schema.js';
 export { configSchema, DEFAULT_LISTEN, DEFAULT_STATE_DIR, resolveActionDefaults, resolveConfig } from './schema.js';
-export { Secret, secretSchema } from './secret.js';
+export { Secret, secretSchema } from '../common/secret.js';

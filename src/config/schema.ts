@@ -5,7 +5,7 @@ import { ciliumConfig } from '../cilium/config.js';
 import { datapathConfig } from '../datapath/config.js';
 import { restoreConfig } from '../remediation/config.js';
 import { signalsConfig } from '../signals/config.js';
-import { parseHostPort } from './hostport.js';
+import { parseHostPort } from '../common/hostport.js';
 
 /** Default address of the telemetry server (`/metrics`, `/healthz`, `/readyz`, `/status`). */
 export const DEFAULT_LISTEN = '127.0.0.1:9820';

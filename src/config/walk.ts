@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { secretSchema, secretUrlSchema } from './secret.js';
+import { secretSchema, secretUrlSchema } from '../common/secret.js';
 
 /** What a configuration key holds, as far as env/flag coercion and the docs care. */
 export type FieldKind = 'string' | 'number' | 'integer' | 'boolean' | 'enum' | 'secret' | 'list' | 'map' | 'object' | 'other';

@@ -1,5 +1,5 @@
 import { connect } from 'node:net';
-import { parseHostPort } from '../config/hostport.js';
+import { parseHostPort } from '../common/hostport.js';
 
 /** Whether a TCP connection to host:port opens within the timeout (a restore's verify target). */
 export function tcpConnects(target: string, timeoutMs: number): Promise<{ ok: true } | { ok: false; reason: string }> {

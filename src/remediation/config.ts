@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseHostPort } from '../config/hostport.js';
+import { parseHostPort } from '../common/hostport.js';
 
 const tcpTarget = z
   .string()

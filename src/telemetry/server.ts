@@ -3,7 +3,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { formatHostPort, parseHostPort } from '../config/hostport.js';
+import { formatHostPort, parseHostPort } from '../common/hostport.js';
 import type { Liveness } from './liveness.js';
 
 /** What the telemetry server serves and where. */

@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import type { Secret } from '../../config/secret.js';
+import type { Secret } from '../../common/secret.js';
 import type { Alert, AlertSink, DeliveryResult } from '../../types.js';
 import { sendJson } from '../http.js';
 import { runbookFor } from '../render.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Agent } from 'undici';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SpoolingAlerter } from '../../../src/alerts/alerter.js';
-import { Secret } from '../../../src/config/secret.js';
+import { Secret } from '../../../src/common/secret.js';
 import { Heartbeat } from '../../../src/alerts/heartbeat.js';
 import { alertMetrics } from '../../../src/alerts/metrics.js';
 import { realSleep } from '../../../src/alerts/sleep.js';

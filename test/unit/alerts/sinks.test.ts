@@ -1,6 +1,6 @@
 import { Agent } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Secret } from '../../../src/config/secret.js';
+import { Secret } from '../../../src/common/secret.js';
 import { parseRetryAfter } from '../../../src/alerts/http.js';
 import { alertmanagerSink, pagerDutySink, slackSink, toPostableAlert, webhookSink } from '../../../src/alerts/sinks/index.js';
 import type { Alert } from '../../../src/types.js';

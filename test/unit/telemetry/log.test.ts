@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Secret } from '../../../src/config/secret.js';
+import { Secret } from '../../../src/common/secret.js';
 import { captureLogs, parseLogLines } from '../../../src/telemetry/index.js';
 
 describe('logger', () => {

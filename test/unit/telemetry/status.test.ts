@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Secret } from '../../../src/config/secret.js';
+import { Secret } from '../../../src/common/secret.js';
 import { StatusBoard } from '../../../src/telemetry/index.js';
 import { fakeClock } from './fake-clock.js';
 

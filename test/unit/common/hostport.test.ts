@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatHostPort, parseHostPort } from '../../../src/config/hostport.js';
+import { formatHostPort, parseHostPort } from '../../../src/common/hostport.js';
 
 describe('host:port', () => {
   it.each([
