@@ -2,6 +2,7 @@ import pRetry, { AbortError } from 'p-retry';
 import type { Logger } from 'pino';
 import type { Alert, Clock, DeliveryResult } from '../types.js';
 import type { AlertsConfig } from './config.js';
+import type { RefusalScope } from './http.js';
 import type { AlertMetrics } from './metrics.js';
 import { TokenBucket } from './ratelimit.js';
 import type { ConfiguredSink, Sleep } from './types.js';
@@ -26,7 +27,8 @@ export type DeliveryOutcome =
   | { kind: 'stale' }
   /** A fallback sink did not send it because an Alertmanager acknowledged it. */
   | { kind: 'skipped' }
-  | { kind: 'permanent'; reason: string }
+  /** Refused for good: `scope` says whether the refusal is about the sink or this alert (refusalScope). */
+  | { kind: 'permanent'; reason: string; scope: RefusalScope }
   | { kind: 'exhausted'; reason: string }
   | { kind: 'aborted' };
 
@@ -64,6 +66,16 @@ class FailedDelivery extends Error {
 class StaleDelivery extends Error {}
 
 /**
+ * The rule for a permanent refusal: sink-wide only when the sink says so (sendJson marks a
+ * rejected certificate, a proxy refusing the tunnel, and HTTP 401/403/404/405/407/410 as
+ * `scope: 'sink'`); anything else (a 400 for one payload, a sink that throws on one alert, a
+ * sink that does not say) is about that alert alone, so the other alerts keep going to the sink.
+ */
+export function refusalScope(result: Extract<DeliveryResult, { ok: false }>): RefusalScope {
+  return 'scope' in result && result.scope === 'sink' ? 'sink' : 'alert';
+}
+
+/**
  * Delivers to one sink, one item at a time in the order given: rate-limited, jittered after
  * idle, retried with backoff. A trigger is never sent once a newer resolve for its key went out.
  */
@@ -76,8 +88,10 @@ export class SinkWorker {
   #busy = false;
   #idle = true;
   #last: { at: number; outcome: DeliveryOutcome['kind']; reason?: string } | undefined;
-  /** Set by a permanent refusal, cleared by the next success: re-posts pause meanwhile, so a refusal is never a loop. */
+  /** Set by a sink-wide permanent refusal, cleared by the next success: re-posts pause meanwhile, so a refusal is never a loop. */
   #refusing: string | undefined;
+  /** Versions this sink refused for their own sake: never re-posted to it; the other alerts go on (issue 11). */
+  readonly #refused = new WeakSet<LiveRecord>();
   /** A round of retries ran out since the last success. */
   #failing = false;
   #exhaustedRounds = 0;
@@ -91,7 +105,7 @@ export class SinkWorker {
 
   /** Queues a spooled record (or a re-post of an active one) for this sink. */
   enqueue(record: LiveRecord, repost = false): void {
-    if (repost && (this.#refusing !== undefined || this.#queue.some((j) => j.record === record))) return;
+    if (repost && (this.#refusing !== undefined || this.#refused.has(record) || this.#queue.some((j) => j.record === record))) return;
     const { fallback } = this.deps;
     const waitForPrimary =
       fallback && record.alert.status === 'firing' ? this.deps.clock.monotonic() + fallback.afterMs + this.deps.random() * fallback.jitterMs : 0;
@@ -154,7 +168,8 @@ export class SinkWorker {
     }
     if (outcome.kind === 'delivered') job.record.acked.add(this.name);
     if (outcome.kind === 'delivered') this.#refusing = undefined;
-    if (outcome.kind === 'permanent') this.#refusing = outcome.reason;
+    if (outcome.kind === 'permanent' && outcome.scope === 'sink') this.#refusing = outcome.reason;
+    if (outcome.kind === 'permanent' && outcome.scope === 'alert') this.#refused.add(job.record);
     this.#finish(job, outcome);
   }
 
@@ -242,10 +257,12 @@ export class SinkWorker {
       return { kind: 'delivered' };
     } catch (err) {
       if (err instanceof StaleDelivery) return { kind: 'stale' };
-      if (err instanceof FailedDelivery) return err.result.permanent ? { kind: 'permanent', reason: err.message } : { kind: 'exhausted', reason: err.message };
+      if (err instanceof FailedDelivery) {
+        return err.result.permanent ? { kind: 'permanent', reason: err.message, scope: refusalScope(err.result) } : { kind: 'exhausted', reason: err.message };
+      }
       if (signal.aborted) return { kind: 'aborted' };
-      // A sink that throws has a bug or an input it cannot render: retrying will not help.
-      return { kind: 'permanent', reason: `bug in sink ${this.name}: ${String(err)}` };
+      // A sink that throws has a bug or an input it cannot render: retrying will not help, other alerts may still render.
+      return { kind: 'permanent', reason: `bug in sink ${this.name}: ${String(err)}`, scope: 'alert' };
     }
   }
 
@@ -263,7 +280,11 @@ export class SinkWorker {
         this.deps.log.debug(fields, alert.status === 'firing' ? 'fallback sink skipped: an Alertmanager acknowledged the alert' : 'fallback sink skipped the resolve: it never sent the trigger');
         return;
       case 'permanent':
-        this.deps.log.error({ ...fields, reason: outcome.reason }, 'alert refused by the receiver (permanent); check the sink configuration (routing key, URL, payload)');
+        if (outcome.scope === 'sink') {
+          this.deps.log.error({ ...fields, reason: outcome.reason, scope: 'sink' }, 'alert refused by the receiver (permanent, for the whole sink); re-posts to it pause until a new alert version gets through; check the sink configuration (routing key, URL, credentials, CA, proxy)');
+        } else {
+          this.deps.log.error({ ...fields, reason: outcome.reason, scope: 'alert' }, 'alert refused by the receiver (permanent, this alert only; other alerts still go to this sink); check the payload the reason names');
+        }
         return;
       case 'exhausted':
         this.deps.log.warn({ ...fields, reason: outcome.reason, nextRoundInMs: Math.round((job.notBefore ?? 0) - this.deps.clock.monotonic()) }, 'alert not delivered after retries; kept in the spool for the next round');

@@ -1,8 +1,22 @@
 import { request, type Dispatcher } from 'undici';
 import type { DeliveryResult } from '../types.js';
 
+/**
+ * What a permanent refusal is about: the sink (its URL, credentials, certificate or proxy, the
+ * same answer for every alert) or one alert (its payload). Only a sink-wide refusal pauses the sink.
+ */
+export type RefusalScope = 'sink' | 'alert';
+
 /** A delivery result that also carries what the server said, for the permanent-failure log. */
-export type HttpDelivery = DeliveryResult & { status?: number; body?: string };
+export type HttpDelivery = DeliveryResult & { status?: number; body?: string; scope?: RefusalScope };
+
+/**
+ * Answers about the endpoint or the credentials, not the payload: 401/403 (credentials,
+ * permission, a revoked Slack token), 404/405/410 (wrong URL, revoked webhook, Slack
+ * no_service) and 407 (the proxy wants credentials). Every other 4xx (400 invalid payload,
+ * 413, 422, …) refuses that alert only.
+ */
+const SINK_WIDE_STATUSES = new Set([401, 403, 404, 405, 407, 410]);
 
 export interface PostOptions {
   dispatcher: Dispatcher;
@@ -20,8 +34,9 @@ const BODY_LOG_LIMIT = 512;
 
 /**
  * Sends one request and classifies the answer: 2xx ok; 408, 429 and 5xx transient (with
- * Retry-After); other 4xx permanent; network errors and timeouts transient. Never throws for
- * outside trouble.
+ * Retry-After); other 4xx permanent, with its scope (SINK_WIDE_STATUSES); a rejected
+ * certificate or proxy refusal permanent for the sink; other network errors and timeouts
+ * transient. Never throws for outside trouble.
  */
 export async function sendJson(opts: PostOptions): Promise<HttpDelivery> {
   // One controller per request, unhooked afterwards, so the long-lived stop signal collects no listeners.
@@ -52,7 +67,7 @@ export async function sendJson(opts: PostOptions): Promise<HttpDelivery> {
   } catch (err) {
     if (opts.signal.aborted) return { ok: false, permanent: false, reason: 'aborted: connwatch is stopping' };
     const refusal = permanentNetworkError(err);
-    if (refusal) return { ok: false, permanent: true, reason: scrub(refusal, opts.secrets) };
+    if (refusal) return { ok: false, permanent: true, reason: scrub(refusal, opts.secrets), scope: 'sink' };
     const why = timedOut ? `timed out after ${opts.timeoutMs} ms` : describeError(err);
     return { ok: false, permanent: false, reason: scrub(`${why}; is the receiver reachable over the host network?`, opts.secrets) };
   } finally {
@@ -70,6 +85,7 @@ function classify(status: number, retryAfter: string | undefined, body: string):
     reason: `HTTP ${status}${body ? `: ${body}` : ''}`,
     status,
     body,
+    ...(transient ? {} : { scope: SINK_WIDE_STATUSES.has(status) ? ('sink' as const) : ('alert' as const) }),
     ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
   };
 }
