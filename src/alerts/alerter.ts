@@ -4,7 +4,7 @@ import type { Alert, Alerter, BoxContext } from '../types.js';
 import type { AlertsConfig } from './config.js';
 import { SinkWorker, type DeliveryOutcome, type LiveRecord } from './delivery.js';
 import { alertMetrics, type AlertMetrics } from './metrics.js';
-import { realSleep } from './sleep.js';
+import { sleep as realSleep } from '../common/sleep.js';
 import type { AlertNetwork } from './dispatcher.js';
 import { buildSinks, type DispatcherFor } from './sinks/index.js';
 import { chooseVictims, Spool, type SpoolFs, type SpoolRecord, type SpoolResult } from './spool.js';

@@ -6,7 +6,7 @@ import type { AlertsConfig } from './config.js';
 import { AlertNetwork } from './dispatcher.js';
 import { Heartbeat } from './heartbeat.js';
 import { alertMetrics } from './metrics.js';
-import { realSleep } from './sleep.js';
+import { sleep as realSleep } from '../common/sleep.js';
 
 export { SpoolingAlerter, alertId, type AlerterDeps } from './alerter.js';
 export { VerdictAlerts, type VerdictContext } from './verdicts.js';

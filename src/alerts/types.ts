@@ -26,5 +26,4 @@ export interface ConfiguredSink {
   policy: SinkPolicy;
 }
 
-/** Sleeps `ms`, rejecting when the signal aborts. Injected so tests control waiting. */
-export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
+export type { Sleep } from '../common/sleep.js';

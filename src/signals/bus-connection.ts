@@ -11,7 +11,8 @@ import dbus from 'dbus-next';
 import type { Message, MessageBus } from 'dbus-next';
 import type { Logger } from 'pino';
 import type { SourceStatus } from '../types.js';
-import { backoffDelay, sleep } from './backoff.js';
+import { backoffDelay } from '../common/backoff.js';
+import { sleep } from '../common/sleep.js';
 import type { BackoffConfig } from './config.js';
 
 const NO_AUTO_START = 0x2;
@@ -127,7 +128,7 @@ export class ReconnectingBus {
       if (lastedMs !== undefined && lastedMs >= this.#opts.reconnect.maxMs) attempt = 0;
       const delay = backoffDelay(attempt++, this.#opts.reconnect, this.#opts.random);
       this.#nextAttemptInMs = delay;
-      await sleep(delay, signal);
+      await sleep(delay, signal).catch(() => undefined); // rejects only when aborted; the loop then ends
       this.#nextAttemptInMs = undefined;
     }
   }

@@ -8,7 +8,8 @@ import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import type { BoxContext, Family, SignalEvent, SignalSource, SourceStatus } from '../types.js';
-import { backoffDelay, sleep } from './backoff.js';
+import { backoffDelay } from '../common/backoff.js';
+import { sleep } from '../common/sleep.js';
 import type { SignalsConfig } from './config.js';
 import { parseMonitorLine } from './ip-monitor-parser.js';
 import type { MonitorRecord } from './ip-monitor-parser.js';
@@ -109,7 +110,7 @@ export class NetlinkSignalSource implements SignalSource {
       if (Date.now() - startedAt >= this.#cfg.restart.maxMs) attempt = 0;
       const delay = backoffDelay(attempt++, this.#cfg.restart);
       this.#log.warn({ family: state.family, exit: state.lastExit, retryInMs: delay }, 'signals: ip monitor ended; restarting');
-      await sleep(delay, signal);
+      await sleep(delay, signal).catch(() => undefined); // rejects only when aborted; the loop then ends
       state.restarts += 1;
     }
   }

@@ -7,7 +7,7 @@ import { SpoolingAlerter } from '../../../src/alerts/alerter.js';
 import { Secret } from '../../../src/common/secret.js';
 import { Heartbeat } from '../../../src/alerts/heartbeat.js';
 import { alertMetrics } from '../../../src/alerts/metrics.js';
-import { realSleep } from '../../../src/alerts/sleep.js';
+import { sleep as realSleep } from '../../../src/common/sleep.js';
 import { buildSinks } from '../../../src/alerts/sinks/index.js';
 import type { ConfiguredSink } from '../../../src/alerts/types.js';
 import { startReceiver, type Receiver } from '../../support/receivers.js';

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, sleep } from '../../../src/signals/backoff.js';
 import { resolveSystemBusAddress } from '../../../src/signals/bus-connection.js';
 import { signalsConfig } from '../../../src/signals/config.js';
 import { monitorArgv } from '../../../src/signals/netlink-source.js';
@@ -40,24 +39,6 @@ describe('system bus address', () => {
     expect(resolveSystemBusAddress(undefined, { DBUS_SYSTEM_BUS_ADDRESS: 'unix:path=/y' })).toBe('unix:path=/y');
     expect(resolveSystemBusAddress(undefined, {})).toBe('unix:path=/run/dbus/system_bus_socket');
     expect(resolveSystemBusAddress(undefined, { DBUS_SYSTEM_BUS_ADDRESS: ' ' })).toBe('unix:path=/run/dbus/system_bus_socket');
-  });
-});
-
-describe('backoff', () => {
-  const cfg = { initialMs: 100, maxMs: 1_000 };
-  it('doubles up to the cap, within ±20% jitter', () => {
-    const mid = (n: number): number => backoffDelay(n, cfg, () => 0.5);
-    expect([0, 1, 2, 3, 4, 10].map(mid)).toEqual([100, 200, 400, 800, 1_000, 1_000]);
-    expect(backoffDelay(0, cfg, () => 0)).toBe(80);
-    expect(backoffDelay(0, cfg, () => 0.999)).toBeLessThanOrEqual(120);
-    expect(backoffDelay(50, cfg, () => 0.999)).toBeLessThanOrEqual(1_000);
-  });
-
-  it('sleep ends at once when aborted', async () => {
-    const abort = new AbortController();
-    const slept = sleep(60_000, abort.signal);
-    abort.abort();
-    await expect(slept).resolves.toBeUndefined();
   });
 });
 
