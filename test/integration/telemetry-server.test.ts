@@ -1,20 +1,15 @@
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Clock } from '../../src/types.js';
 import { captureLogs, createMetrics, Liveness, StatusBoard, TelemetryServer } from '../../src/telemetry/index.js';
-
-function manualClock(): Clock & { advance(ms: number): void } {
-  let t = 0;
-  return { now: () => 1_700_000_000_000 + t, monotonic: () => t, advance: (ms) => void (t += ms) };
-}
+import { ManualClock } from '../support/clock.js';
 
 const servers: TelemetryServer[] = [];
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.stop()));
 });
 
-async function startServer(): Promise<{ base: string; server: TelemetryServer; liveness: Liveness; clock: ReturnType<typeof manualClock>; board: StatusBoard; registry: Registry }> {
-  const clock = manualClock();
+async function startServer(): Promise<{ base: string; server: TelemetryServer; liveness: Liveness; clock: ManualClock; board: StatusBoard; registry: Registry }> {
+  const clock = new ManualClock();
   const { registry } = createMetrics({ version: 'test' });
   const liveness = new Liveness(clock);
   const board = new StatusBoard({ version: 'test', mode: 'baremetal', clock });
@@ -90,7 +85,7 @@ describe('telemetry server over real HTTP', () => {
   it('a taken port is reported as data, not thrown', async () => {
     const first = await startServer();
     const port = new URL(first.base).port;
-    const second = new TelemetryServer({ listen: `127.0.0.1:${port}`, registry: new Registry(), status: () => ({}), liveness: new Liveness(manualClock()), log: captureLogs().log });
+    const second = new TelemetryServer({ listen: `127.0.0.1:${port}`, registry: new Registry(), status: () => ({}), liveness: new Liveness(new ManualClock()), log: captureLogs().log });
     servers.push(second);
     const result = await second.start();
     expect(result).toEqual({ ok: false, reason: expect.stringMatching(/EADDRINUSE.*telemetry\.listen/) });
@@ -105,7 +100,7 @@ describe('telemetry server over real HTTP', () => {
 
   it('stop() cuts a request that does not finish within the close timeout', async () => {
     const registry = new Registry();
-    const clock = manualClock();
+    const clock = new ManualClock();
     let release: (() => void) | undefined;
     let entered: () => void = () => undefined;
     const inHandler = new Promise<void>((resolve) => (entered = resolve));

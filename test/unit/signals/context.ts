@@ -29,12 +29,6 @@ export function testContext(clock?: Clock): TestContext {
   };
 }
 
-/** A clock the test moves by hand. */
-export function manualClock(start = 1_000): Clock & { advance(ms: number): void } {
-  let t = start;
-  return { now: () => 1_700_000_000_000 + t, monotonic: () => t, advance: (ms) => (t += ms) };
-}
-
 /** Records events and lets a test wait for one that matches, with a deadline that fails the test. */
 export class EventRecorder {
   readonly events: SignalEvent[] = [];

@@ -5,7 +5,8 @@ import type { BusSession, CallRequest, CallResult } from '../../../src/signals/b
 import { Network1Watcher } from '../../../src/signals/network1.js';
 import { Systemd1Watcher } from '../../../src/signals/systemd1.js';
 import type { SignalEvent, SignalOrigin } from '../../../src/types.js';
-import { manualClock, testContext } from './context.js';
+import { ManualClock } from '../../support/clock.js';
+import { testContext } from './context.js';
 
 const UNIT_PATH = '/org/freedesktop/systemd1/unit/systemd_2dnetworkd_2eservice';
 const variant = (value: unknown) => ({ signature: 'x', value });
@@ -39,7 +40,7 @@ const id = (c: string): Buffer => Buffer.from(c.repeat(32), 'hex');
 
 describe('Network1Watcher', () => {
   it('announces presence from GetNameOwner, and absence when the name has no owner', async () => {
-    const ctx = testContext(manualClock());
+    const ctx = testContext(new ManualClock());
     const r = recorder();
     const w = new Network1Watcher(ctx.clock, ctx.log, r.emit);
     await w.connected(session(() => ({ ok: false, reason: 'no owner', errorName: 'org.freedesktop.DBus.Error.NameHasNoOwner' })));
@@ -50,7 +51,7 @@ describe('Network1Watcher', () => {
   });
 
   it('trusts a NameOwnerChanged that overtakes the GetNameOwner reply', async () => {
-    const ctx = testContext(manualClock());
+    const ctx = testContext(new ManualClock());
     const r = recorder();
     const w = new Network1Watcher(ctx.clock, ctx.log, r.emit);
     let answer!: (v: CallResult) => void;
@@ -64,7 +65,7 @@ describe('Network1Watcher', () => {
   });
 
   it('ignores NameOwnerChanged for other names and from senders other than the bus', () => {
-    const ctx = testContext(manualClock());
+    const ctx = testContext(new ManualClock());
     const r = recorder();
     const w = new Network1Watcher(ctx.clock, ctx.log, r.emit);
     w.message(nameOwnerChanged('org.freedesktop.login1', '', ':1.3'));
@@ -73,7 +74,7 @@ describe('Network1Watcher', () => {
   });
 
   it('takes link states only from networkd, counting what it said just before it owned the name', () => {
-    const ctx = testContext(manualClock());
+    const ctx = testContext(new ManualClock());
     const r = recorder();
     const w = new Network1Watcher(ctx.clock, ctx.log, r.emit);
     const linkState = (sender: string, ifindex: number, state: string): Message =>
@@ -98,7 +99,7 @@ describe('Network1Watcher', () => {
 
 describe('Systemd1Watcher', () => {
   const make = () => {
-    const ctx = testContext(manualClock());
+    const ctx = testContext(new ManualClock());
     const r = recorder();
     const w = new Systemd1Watcher(ctx.clock, ctx.log, r.emit, {
       units: { networkd: 'systemd-networkd.service', cilium: 'cilium.service', upgrade: ['apt-daily-upgrade.service'] },

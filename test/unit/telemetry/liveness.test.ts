@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { Liveness } from '../../../src/telemetry/index.js';
-import { fakeClock } from './fake-clock.js';
+import { ManualClock } from '../../support/clock.js';
 
 describe('Liveness', () => {
   it('is alive with no loops registered', () => {
-    expect(new Liveness(fakeClock()).check()).toEqual({ alive: true, loops: [] });
+    expect(new Liveness(new ManualClock()).check()).toEqual({ alive: true, loops: [] });
   });
 
   it('goes stale after N intervals without a tick, and recovers on the next tick', () => {
-    const clock = fakeClock();
+    const clock = new ManualClock();
     const liveness = new Liveness(clock, { staleAfterIntervals: 3 });
     const main = liveness.register('main', 1000);
     clock.advance(2999);
@@ -20,7 +20,7 @@ describe('Liveness', () => {
   });
 
   it('one stale loop makes the whole process not alive', () => {
-    const clock = fakeClock();
+    const clock = new ManualClock();
     const liveness = new Liveness(clock);
     const fast = liveness.register('fast', 100);
     liveness.register('slow', 10_000);
@@ -33,7 +33,7 @@ describe('Liveness', () => {
   });
 
   it('a retired loop no longer counts; minStaleMs floors the allowance', () => {
-    const clock = fakeClock();
+    const clock = new ManualClock();
     const liveness = new Liveness(clock, { minStaleMs: 5000 });
     const loop = liveness.register('tiny', 10);
     clock.advance(4000);
