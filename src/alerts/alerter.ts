@@ -7,7 +7,7 @@ import { alertMetrics, type AlertMetrics } from './metrics.js';
 import { sleep as realSleep } from '../common/sleep.js';
 import type { AlertNetwork } from './dispatcher.js';
 import { buildSinks, type DispatcherFor } from './sinks/index.js';
-import { chooseVictims, Spool, type SpoolFs, type SpoolRecord, type SpoolResult } from './spool.js';
+import { chooseVictims, Spool, type SpoolFs, type SpoolRecord, type SpoolResult, type Victim } from './spool.js';
 import type { ConfiguredSink, Sleep } from './types.js';
 
 export interface AlerterDeps {
@@ -59,6 +59,8 @@ export class SpoolingAlerter implements Alerter {
   #spoolState: SpoolResult = { ok: true };
   #lastStamp = 0;
   #started = false;
+  /** What the bound dropped since the spool was last fully delivered: the overflow page says what was lost. */
+  #overflow: OverflowLog = emptyOverflow();
 
   constructor(deps: AlerterDeps) {
     this.#deps = deps;
@@ -240,11 +242,16 @@ export class SpoolingAlerter implements Alerter {
       createdAt: r.alert.createdAt,
       bytes: this.#spool.bytesOf(r.seq),
       undelivered: r.pending.size > 0,
+      active: this.#active.get(r.alert.id) === r,
     }));
     const victims = chooseVictims(items, { maxBytes, maxAgeMs: maxAgeSeconds * 1000 }, this.#deps.ctx.clock.now());
+    const dropped: DroppedAlert[] = [];
     for (const victim of victims) {
       const record = bySeq.get(victim.seq);
       if (!record) continue;
+      const { id, cause, status } = record.alert;
+      // Dropping the overflow alert itself must not raise it again, or a spool full of criticals would loop.
+      if (cause !== 'AlertSpoolOverflow') dropped.push({ id, cause, status, severity: victim.severity, reason: victim.reason });
       record.superseded = true;
       if (this.#active.get(record.alert.id) === record) this.#active.delete(record.alert.id);
       await this.#forget(record);
@@ -254,23 +261,37 @@ export class SpoolingAlerter implements Alerter {
         'alert dropped from the bounded spool; receivers are unreachable for long or spool.maxBytes is too small',
       );
     }
-    // Dropping the overflow alert itself must not raise it again, or a spool full of criticals would loop.
-    const droppedOthers = victims.filter((v) => bySeq.get(v.seq)?.alert.cause !== 'AlertSpoolOverflow').length;
-    if (droppedOthers > 0) this.#raiseOverflow(droppedOthers);
+    if (dropped.length > 0) this.#raiseOverflow(dropped);
   }
 
-  #raiseOverflow(dropped: number): void {
+  /**
+   * Pages (or, while it fires, updates) AlertSpoolOverflow with what was lost since the spool was
+   * last fully delivered: the count, the count per cause, and the latest dropped alerts by id
+   * (status, severity, why), the ids also in the timeline for chat sinks that show no evidence.
+   * Kept compact: the page itself lives in the full spool. The summary stays put, so a further
+   * drop is fresher evidence (carried by re-posts and by a page still waiting in the spool), not a
+   * new page.
+   */
+  #raiseOverflow(dropped: DroppedAlert[]): void {
     const { node, site } = this.#deps.identity;
+    const id = alertId('AlertSpoolOverflow', node);
     const now = this.#deps.ctx.clock.now();
+    const o = this.#overflow;
+    o.total += dropped.length;
+    for (const d of dropped) o.byCause[d.cause] = (o.byCause[d.cause] ?? 0) + 1;
+    o.alerts = [...o.alerts, ...dropped.map(({ id, status, severity, reason }) => ({ id, status, severity, reason }))].slice(-OVERFLOW_LISTED);
+    const ids = dropped.map((d) => d.id);
+    const shown = ids.slice(0, OVERFLOW_LISTED).join(', ') + (ids.length > OVERFLOW_LISTED ? `, and ${ids.length - OVERFLOW_LISTED} more` : '');
+    o.timeline = [...o.timeline, { wallAt: now, what: `${dropped.length} spooled alert(s) dropped: ${shown}` }].slice(-OVERFLOW_LISTED);
     this.raise({
-      id: alertId('AlertSpoolOverflow', node),
+      id,
       cause: 'AlertSpoolOverflow',
       severity: 'warning',
       node,
       site,
       summary: 'connwatch dropped alerts because its spool is full (receivers unreachable for long)',
-      evidence: { dropped, spoolDir: this.#spool.dir },
-      timeline: [{ wallAt: now, what: `${dropped} spooled alert(s) dropped` }],
+      evidence: { dropped: o.total, byCause: { ...o.byCause }, alerts: o.alerts, ...(o.total > o.alerts.length ? { listed: `the latest ${o.alerts.length} of ${o.total}` } : {}), spoolDir: this.#spool.dir },
+      timeline: [...o.timeline],
       startsAt: now,
     });
   }
@@ -280,6 +301,8 @@ export class SpoolingAlerter implements Alerter {
     this.#metrics.spoolDepth.set(depth);
     const overflowId = alertId('AlertSpoolOverflow', this.#deps.identity.node);
     if (depth === 0 && this.#active.has(overflowId)) this.resolve(overflowId);
+    // Every sink has everything: the next overflow is a new incident with its own list.
+    if (depth === 0) this.#overflow = emptyOverflow();
     this.#publish();
   }
 
@@ -334,6 +357,30 @@ export class SpoolingAlerter implements Alerter {
       ...(this.#deps.network ? { network: this.#deps.network.snapshot() } : {}),
     });
   }
+}
+
+/** One alert the spool bound dropped, as the overflow page names it. */
+interface DroppedAlert {
+  id: string;
+  cause: Alert['cause'];
+  status: Alert['status'];
+  severity: Alert['severity'];
+  reason: Victim['reason'];
+}
+
+/** How many dropped alerts (and drop lines in the timeline) the overflow page names. */
+const OVERFLOW_LISTED = 10;
+
+/** The drops AlertSpoolOverflow reports: all counted (and per cause), the latest named. */
+interface OverflowLog {
+  total: number;
+  byCause: Record<string, number>;
+  alerts: Omit<DroppedAlert, 'cause'>[];
+  timeline: Alert['timeline'];
+}
+
+function emptyOverflow(): OverflowLog {
+  return { total: 0, byCause: {}, alerts: [], timeline: [] };
 }
 
 function dispatcherOf(deps: AlerterDeps): Dispatcher | DispatcherFor {

@@ -127,12 +127,12 @@ const heartbeatSection = z
 const spoolSection = z
   .strictObject({
     dir: z.string().default('').describe('Spool directory; empty = <stateDir>/alert-spool.'),
-    maxBytes: z.number().int().positive().default(8 * 1024 * 1024).describe('Spool size bound; oldest low-severity items are dropped first.'),
+    maxBytes: z.number().int().positive().default(8 * 1024 * 1024).describe('Spool size bound; over it, resolves go first, then alerts every sink has, and an alert some sink has not heard yet only last (lowest severity, oldest first within each).'),
     maxAgeSeconds: z
       .number()
       .positive()
       .default(7 * 24 * 3600)
-      .describe('Undelivered items older than this are dropped (never the newest critical).'),
+      .describe('Undelivered items older than this are dropped (never the newest critical alert still firing).'),
   })
   .describe('The durable alert spool.');
 

@@ -177,6 +177,8 @@ export interface BoundItem {
   bytes: number;
   /** Whether some sink still has to acknowledge it (only those age out). */
   undelivered: boolean;
+  /** Whether it is the version of an alert still firing (not resolved, not superseded). */
+  active: boolean;
 }
 
 export interface SpoolLimits {
@@ -194,12 +196,24 @@ export interface Victim {
 const RANK: Record<Alert['severity'], number> = { info: 0, warning: 1, critical: 2 };
 
 /**
- * Which items to drop to respect the bounds: undelivered items past the age first, then by
- * size the lowest severity, oldest first. The newest critical item is never chosen.
+ * What losing an item costs, lowest first (issue 11): a resolve (the condition is over; at worst a
+ * receiver closes the incident late) before the record of an active alert every sink already has
+ * (re-posts and the later resolve need it), before an active alert some sink has not heard yet
+ * (the page itself). Within a class, delivered before undelivered.
+ */
+function keepRank(item: BoundItem): number {
+  return (item.active ? 2 : 0) + (item.undelivered ? 1 : 0);
+}
+
+/**
+ * Which items to drop to respect the bounds: undelivered items past the age first; then, by
+ * size, the cheapest to lose (keepRank: resolved before delivered-active before
+ * undelivered-active), lowest severity and oldest first within each. The newest critical alert
+ * still firing is never chosen (a resolve is not shielded by it: that would drop active alerts first).
  */
 export function chooseVictims(items: readonly BoundItem[], limits: SpoolLimits, now: number): Victim[] {
   const newestCritical = items
-    .filter((i) => i.severity === 'critical')
+    .filter((i) => i.severity === 'critical' && i.active)
     .reduce<BoundItem | undefined>((best, i) => (!best || i.seq > best.seq ? i : best), undefined);
   const candidates = items.filter((i) => i !== newestCritical);
   const victims: Victim[] = [];
@@ -213,7 +227,7 @@ export function chooseVictims(items: readonly BoundItem[], limits: SpoolLimits, 
   let total = items.reduce((sum, i) => sum + (gone.has(i.seq) ? 0 : i.bytes), 0);
   const bySeverityThenAge = candidates
     .filter((i) => !gone.has(i.seq))
-    .sort((a, b) => RANK[a.severity] - RANK[b.severity] || a.seq - b.seq);
+    .sort((a, b) => keepRank(a) - keepRank(b) || RANK[a.severity] - RANK[b.severity] || a.seq - b.seq);
   for (const item of bySeverityThenAge) {
     if (total <= limits.maxBytes) break;
     victims.push({ seq: item.seq, severity: item.severity, reason: 'size' });

@@ -77,7 +77,9 @@ describe('Spool', () => {
 });
 
 describe('chooseVictims', () => {
-  const item = (seq: number, severity: Alert['severity'], bytes = 100, createdAt = seq, undelivered = true): BoundItem => ({ seq, severity, bytes, createdAt, undelivered });
+  const item = (seq: number, severity: Alert['severity'], bytes = 100, createdAt = seq, undelivered = true, active = false): BoundItem => ({ seq, severity, bytes, createdAt, undelivered, active });
+  /** What losing an item costs, as issue 11 orders it: resolved < delivered-active < undelivered-active. */
+  const keep = (i: BoundItem) => (i.active ? 2 : 0) + (i.undelivered ? 1 : 0);
 
   it('drops the oldest low-severity items first', () => {
     const items = [item(1, 'critical'), item(2, 'info'), item(3, 'warning'), item(4, 'info'), item(5, 'critical')];
@@ -86,28 +88,51 @@ describe('chooseVictims', () => {
   });
 
   it('drops undelivered items past the age, but not the newest critical', () => {
-    const items = [item(1, 'critical', 10, 0), item(2, 'warning', 10, 0, false), item(3, 'critical', 10, 0)];
+    const items = [item(1, 'critical', 10, 0, true, true), item(2, 'warning', 10, 0, false), item(3, 'critical', 10, 0, true, true)];
     expect(chooseVictims(items, { maxBytes: 1e9, maxAgeMs: 100 }, 1000)).toEqual([{ seq: 1, severity: 'critical', reason: 'age' }]);
+  });
+
+  it('drops resolves, then delivered active alerts, before any undelivered active alert, whatever the severities (issue 11)', () => {
+    // The newest critical is a resolve here: it does not shield itself from being dropped first.
+    const items = [
+      item(1, 'info', 100, 1, true, true), // an active page nobody has yet
+      item(2, 'warning', 100, 2, true, true), // another
+      item(3, 'critical', 100, 3, true, false), // a resolve still to deliver
+      item(4, 'critical', 100, 4, false, true), // an active alert every sink has
+      item(5, 'critical', 100, 5, false, true), // the newest critical: never dropped
+      item(6, 'info', 100, 6, true, true),
+      item(7, 'critical', 100, 7, true, false), // the newest critical of all, but a resolve
+    ];
+    expect(chooseVictims(items, { maxBytes: 400, maxAgeMs: 1e9 }, 10).map((v) => v.seq)).toEqual([3, 7, 4]);
+    // Only when nothing cheaper is left do undelivered active alerts go, lowest severity and oldest first.
+    expect(chooseVictims(items, { maxBytes: 200, maxAgeMs: 1e9 }, 10).map((v) => v.seq)).toEqual([3, 7, 4, 1, 6]);
   });
 
   it('never drops the newest critical and always ends within bounds otherwise (property)', () => {
     const severity = fc.constantFrom<Alert['severity']>('info', 'warning', 'critical');
     fc.assert(
       fc.property(
-        fc.array(fc.record({ severity, bytes: fc.integer({ min: 1, max: 1000 }), age: fc.integer({ min: 0, max: 2000 }), undelivered: fc.boolean() }), { maxLength: 40 }),
+        fc.array(fc.record({ severity, bytes: fc.integer({ min: 1, max: 1000 }), age: fc.integer({ min: 0, max: 2000 }), undelivered: fc.boolean(), active: fc.boolean() }), { maxLength: 40 }),
         fc.integer({ min: 1, max: 5000 }),
         (specs, maxBytes) => {
-          const items = specs.map((s, i) => item(i + 1, s.severity, s.bytes, 2000 - s.age, s.undelivered));
+          const items = specs.map((s, i) => item(i + 1, s.severity, s.bytes, 2000 - s.age, s.undelivered, s.active));
           const victims = chooseVictims(items, { maxBytes, maxAgeMs: 1000 }, 2000);
-          const newestCritical = items.filter((i) => i.severity === 'critical').at(-1);
+          const newestCritical = items.filter((i) => i.severity === 'critical' && i.active).at(-1);
           if (newestCritical) expect(victims.map((v) => v.seq)).not.toContain(newestCritical.seq);
           const kept = items.filter((i) => !victims.some((v) => v.seq === i.seq));
           const keptBytes = kept.reduce((s, i) => s + i.bytes, 0);
           expect(keptBytes <= maxBytes || (kept.length === 1 && kept[0] === newestCritical)).toBe(true);
-          // Nothing of higher severity goes for size while a lower one stays.
-          const sizeVictims = victims.filter((v) => v.reason === 'size');
+          // Nothing costlier to lose goes for size while a cheaper one stays (issue 11), and within
+          // one kind nothing of higher severity goes while a lower one stays.
+          const sizeVictims = victims.filter((v) => v.reason === 'size').map((v) => items.find((i) => i.seq === v.seq)!);
           const rank = { info: 0, warning: 1, critical: 2 };
-          for (const v of sizeVictims) for (const k of kept) if (k !== newestCritical) expect(rank[k.severity]).toBeGreaterThanOrEqual(rank[v.severity]);
+          for (const v of sizeVictims) {
+            for (const k of kept) {
+              if (k === newestCritical) continue;
+              expect(keep(k)).toBeGreaterThanOrEqual(keep(v));
+              if (keep(k) === keep(v)) expect(rank[k.severity]).toBeGreaterThanOrEqual(rank[v.severity]);
+            }
+          }
         },
       ),
     );
