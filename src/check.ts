@@ -1,4 +1,4 @@
-import type { CliIO } from './cli.js';
+import type { CliIO } from './types.js';
 import { EXIT } from './exit.js';
 import { formatConfigErrors, loadConfig, type Config, type ConfigFlags } from './config/index.js';
 import { BaselineCore, describeItem, execIpRunner, readDatapath, resolveProfiles, type Member } from './datapath/index.js';

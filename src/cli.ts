@@ -4,15 +4,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CONFIG_PARSE_ARGS_OPTIONS } from './config/overrides.js';
 import { EXIT } from './exit.js';
+import type { CliIO } from './types.js';
 import { VERSION } from './version.js';
 
 export { EXIT };
 
-/** Where a command writes; tests pass their own. */
-export interface CliIO {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
+export type { CliIO };
 
 interface Command {
   summary: string;

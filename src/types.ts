@@ -31,6 +31,12 @@ export interface BoxContext {
   status: StatusSink;
 }
 
+/** Where a CLI command writes; tests pass their own. */
+export interface CliIO {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
 /** How the agent runs: inside a Kubernetes cluster, or as a host's own fleet of one. */
 export type Mode = 'kubernetes' | 'baremetal';
 
@@ -102,6 +108,10 @@ export type Severity = 'critical' | 'degraded';
 /** A baseline member that is not in the kernel now. */
 export interface MissingItem {
   item: DatapathItem;
+  /** The item's identity (every attribute that makes it distinct), for sets and comparisons. */
+  key: string;
+  /** The item in ip's own words, for logs, status, the journal and pages. */
+  label: string;
   severity: Severity;
   /** Which CNI profile claims it ("cilium", or an operator's own). */
   profile: string;
@@ -192,6 +202,110 @@ export interface Verdict {
   at: number;
   reasons: string[];
 }
+
+// ─── the detector: one incident, one state machine ──────────────────────────────────────────
+
+/** "Now" as the detector is handed it: it reads no clock of its own. */
+export interface Instant {
+  /** Monotonic ms (Clock.monotonic). */
+  at: number;
+  /** Epoch ms (Clock.now). */
+  wallAt: number;
+}
+
+/** Where one networkd episode (an incident the restore can repair) stands. */
+export type EpisodeState = 'waiting' | 'restoring' | 'verifying' | 'restored' | 'fighting' | 'failed' | 'ended';
+
+/** How a restore re-read is meant: right after the write, or after the stability wait. */
+export type VerifyPhase = 'written' | 'stable';
+
+/** What one restore action did, fed back to the detector. */
+export interface RestoreResult {
+  /** Items the plan held back until networkd puts their address back. */
+  held: { label: string; waitsFor: string }[];
+  done:
+    | { kind: 'unchanged'; decision: GateDecision }
+    | { kind: 'nothing-writable' }
+    | { kind: 'declined'; decision: Exclude<GateDecision, 'executed'>; why: string; count: number }
+    | { kind: 'written'; keys: string[]; labels: string[]; outcome: ActionOutcome };
+}
+
+/** Everything the detector is fed: signals, damage reports, the time it asked for, and action outcomes. */
+export type DetectorInput =
+  | { kind: 'signal'; event: SignalEvent }
+  | { kind: 'damage'; report: DamageReport }
+  /** The wake-up time the detector asked for has come. */
+  | { kind: 'tick' }
+  | { kind: 'restored'; episode: number; result: RestoreResult }
+  | { kind: 'verified'; episode: number; phase: VerifyPhase; report: DamageReport | { error: string } }
+  | { kind: 'targets'; episode: number; checked: number; failed: { target: string; reason: string }[] };
+
+/** An item as a page shows it. */
+export interface PagedItem {
+  item: string;
+  severity: Severity;
+  profile?: string;
+}
+
+/** The facts a page is rendered from; the pager (src/alerts/pager.ts) owns the words. */
+export type PageFacts =
+  | { cause: 'DatapathDamage'; critical: number; afterNetworkd: boolean; restoring: boolean; trigger: string; missing: PagedItem[] }
+  | { cause: 'FightingNetworkd'; episode: number; trigger: string; restores: number; missing: PagedItem[] }
+  | { cause: 'RestoreFailed'; episode: number; trigger: string; restores: number; missing: PagedItem[]; reason: string; restoredButUnreachable: boolean };
+
+/** The causes the detector pages for today. */
+export type DetectorCause = PageFacts['cause'];
+
+/** Results counted by connwatch_restores_total. */
+export type RestoreCount = 'restored' | 'partial' | 'failed' | 'rate_limited' | 'fighting' | 'no_capability' | 'not_repaired' | Exclude<GateDecision, 'executed'>;
+
+/** What the detector asks the ladder to do; the ladder runs each through its box and feeds outcomes back. */
+export type DetectorCommand =
+  | { kind: 'reread'; trigger: string; followUps: boolean }
+  /** networkd was at work at this monotonic time (the datapath dates losses and pauses learning by it). */
+  | { kind: 'networkdActivity'; at: number }
+  | { kind: 'cniRestarted'; at: number }
+  | { kind: 'restore'; episode: number; items: MissingItem[]; evidence: unknown; unlessDeclined?: GateDecision }
+  | { kind: 'verify'; episode: number; phase: VerifyPhase }
+  | { kind: 'checkTargets'; episode: number }
+  | { kind: 'raise'; facts: PageFacts; timeline: TimelineEntry[]; startsAt: number }
+  | { kind: 'resolve'; cause: DetectorCause }
+  | { kind: 'count'; result: RestoreCount }
+  | { kind: 'observe'; metric: 'detection' | 'restoreLatency'; seconds: number }
+  | { kind: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields?: Record<string, unknown> };
+
+/** Where the detector's pages go: the one place that turns them into alerts (src/alerts/pager.ts). */
+export interface Pager {
+  raise(command: Extract<DetectorCommand, { kind: 'raise' }>): void;
+  resolve(cause: DetectorCause): void;
+}
+
+// ─── the restore action and the datapath it writes ──────────────────────────────────────────
+
+/** A restore plan: items in dependency order, and those waiting for their address. */
+export interface RestorePlan {
+  ordered: DatapathItem[];
+  held: { item: DatapathItem; waitsFor: string }[];
+}
+
+/** Orders and puts back baseline items; never deletes. EEXIST is success ("exists"). */
+export interface ItemWriter {
+  /** Dependency order (addresses present → on-link routes → gateway routes → rules), holding items whose address is not back yet. */
+  plan(items: DatapathItem[]): Promise<RestorePlan>;
+  /** Adds every item in the given order (one result per item, same order); never deletes. */
+  write(items: DatapathItem[], signal: AbortSignal): Promise<({ ok: true; result: 'added' | 'exists' } | { ok: false; reason: string })[]>;
+}
+
+/** The datapath as the ladder drives it: re-read on demand, and the times that date a loss. */
+export interface DatapathSensor {
+  /** Re-reads now; resolves to the report of a read that started after the call (undefined when it failed). Follow-ups re-read again shortly after. */
+  refresh(trigger: string, options?: { followUps?: boolean }): Promise<DamageReport | undefined>;
+  noteNetworkdActivity(at: number): void;
+  noteCniRestart(at: number): void;
+}
+
+/** A TCP connect check (restore verification targets). */
+export type TcpVerifier = (target: string, timeoutMs: number) => Promise<{ ok: true } | { ok: false; reason: string }>;
 
 // ─── actions and the gate ───────────────────────────────────────────────────────────────────
 

@@ -9,7 +9,7 @@ import { alertMetrics } from './metrics.js';
 import { sleep as realSleep } from '../common/sleep.js';
 
 export { SpoolingAlerter, alertId, type AlerterDeps } from './alerter.js';
-export { VerdictAlerts, type VerdictContext } from './verdicts.js';
+export { AlertPager } from './pager.js';
 export { alertsConfig, DEFAULT_DEDUP_TEMPLATE, FLEET_DEDUP_TEMPLATE, type AlertsConfig } from './config.js';
 export { AlertNetwork, chooseProxy, createAlertDispatcher, type AlertDispatcherOptions, type AlertNetworkDeps } from './dispatcher.js';
 export { ResolverCache, hostResolver, type NameStatus, type ResolveName } from './resolver.js';

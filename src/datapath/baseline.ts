@@ -11,7 +11,7 @@
  *   restarted and reinstalled its state without it (this is also how upgrades are adopted).
  */
 import type { DamageReport, DatapathItem, DatapathSnapshot, MissingItem, RuleItem, Severity } from '../types.js';
-import { itemKey } from './items.js';
+import { describeItem, itemKey } from './items.js';
 import { checkInvariants, ProfileSet, type CniProfile } from './profiles.js';
 
 /** One baseline member: the item with every attribute, and why it is the CNI's. */
@@ -302,6 +302,7 @@ export class BaselineCore {
     const from = tracking.lastPresentAt !== undefined ? Math.min(tracking.lastPresentAt, since - slack) : since - slack;
     const entry: MissingMember = {
       key,
+      label: describeItem(item),
       item,
       severity: origin.severity,
       profile: origin.profile,

@@ -17,7 +17,7 @@ export {
   ruleKey,
 } from './items.js';
 export { readDatapath, type ReadResult } from './reader.js';
-export { addArgv, addItem, applyPlan, planRestore, restoreStage, routeAddArgv, ruleAddArgv, type AddResult, type AppliedItem, type HeldItem, type RestorePlan, type RestoreStage } from './writer.js';
+export { addArgv, addItem, applyPlan, planRestore, restoreStage, routeAddArgv, ruleAddArgv, type AddResult, type AppliedItem, type HeldItem, type RestoreStage } from './writer.js';
 export {
   builtinProfiles,
   checkInvariants,
@@ -42,3 +42,4 @@ export {
 } from './baseline.js';
 export { BaselineStore, itemSchema, parseBaselineFile, serializeBaseline, type LoadResult } from './store.js';
 export { DatapathMonitor, type DatapathMonitorOptions, type ReportListener } from './monitor.js';
+export { ipItemWriter } from './item-writer.js';

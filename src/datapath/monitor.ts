@@ -6,7 +6,7 @@
 import { Counter, Gauge } from 'prom-client';
 import type { CiliumApi } from '../cilium/client.js';
 import { liveEndpointAddresses } from '../cilium/client.js';
-import type { BoxContext, DatapathSnapshot, SignalEvent } from '../types.js';
+import type { BoxContext, DatapathSensor, DatapathSnapshot } from '../types.js';
 import { BaselineCore, type DatapathDamageReport, type EvidenceBySource, type LearnOutcome, type Member } from './baseline.js';
 import type { DatapathConfig } from './config.js';
 import { execIpRunner, type IpRunner } from './ip.js';
@@ -29,38 +29,13 @@ export interface DatapathMonitorOptions {
   cilium?: CiliumApi;
 }
 
-/** Receives every damage report (the restore subscribes here). */
+/** Receives every damage report (the ladder subscribes here). */
 export type ReportListener = (report: DatapathDamageReport) => void;
-
-/**
- * Which signals mean networkd is at work (and so may be removing foreign rules and routes).
- * `NetworkdOnBus` is activity only as a transition (absent → present), which needs the previous
- * presence: the monitor decides that one (the first report at connect is just the current state).
- */
-export function isNetworkdActivity(event: SignalEvent): boolean {
-  switch (event.kind) {
-    case 'NetworkdRestarted':
-    case 'AddressRemoved':
-    case 'AddressAdded':
-      return true;
-    case 'NetworkdOnBus':
-      return false;
-    case 'LinkStateChanged':
-      return event.administrativeState !== undefined && ['pending', 'initialized', 'configuring'].includes(event.administrativeState);
-    default:
-      return false;
-  }
-}
-
-/** Which signals call for an immediate re-read. */
-export function isTrigger(event: SignalEvent): boolean {
-  return event.kind !== 'BusConnection' && event.kind !== 'UpgradeStarted';
-}
 
 const STATUS_SECTION = 'datapath';
 
 /** Reads, diffs, learns and reports; one per agent. */
-export class DatapathMonitor {
+export class DatapathMonitor implements DatapathSensor {
   readonly #ctx: BoxContext;
   readonly #config: DatapathConfig;
   readonly #run: IpRunner;
@@ -87,7 +62,6 @@ export class DatapathMonitor {
   #cniStatus: Record<string, unknown> = {};
   #loadNote: string | undefined;
   #stopped = false;
-  #networkdOnBus: boolean | undefined;
 
   constructor(options: DatapathMonitorOptions) {
     this.#ctx = options.ctx;
@@ -134,24 +108,7 @@ export class DatapathMonitor {
     for (const resolve of this.#queuedWaiters.splice(0)) resolve(undefined);
   }
 
-  /** Feeds a signal: notes networkd activity and CNI restarts, and re-reads. */
-  onSignal(event: SignalEvent): void {
-    const activity = event.kind === 'NetworkdOnBus' ? this.#cameOnBus(event.present) : isNetworkdActivity(event);
-    if (activity) this.noteNetworkdActivity(event.at);
-    if (event.kind === 'CiliumRestarted') this.noteCniRestart(event.at);
-    if (!isTrigger(event)) return;
-    void this.refresh(event.kind);
-    if (activity) this.#scheduleFollowUps(event.kind);
-  }
-
-  /** networkd appearing on the bus after being absent is a (re)start; seen present at connect, it is not. */
-  #cameOnBus(present: boolean): boolean {
-    const came = present && this.#networkdOnBus === false;
-    this.#networkdOnBus = present;
-    return came;
-  }
-
-  /** networkd did something at this monotonic time (restart, link configuring, address re-add). */
+  /** networkd did something at this monotonic time (the detector's rule says what counts). */
   noteNetworkdActivity(at: number): void {
     this.#core.noteNetworkdActivity(at);
   }
@@ -188,9 +145,11 @@ export class DatapathMonitor {
   /**
    * Re-reads now (coalesced with one in flight). Resolves to the report of a read that started
    * after this call (undefined if that read failed); never waits for the CNI's API (see settled()).
+   * `followUps` re-reads again at `datapath.followUpMs` (losses the kernel does not announce).
    */
-  refresh(trigger: string): Promise<DatapathDamageReport | undefined> {
+  refresh(trigger: string, options: { followUps?: boolean } = {}): Promise<DatapathDamageReport | undefined> {
     if (this.#stopped) return Promise.resolve(undefined);
+    if (options.followUps) this.#scheduleFollowUps(trigger);
     if (this.#running) {
       this.#queued ??= trigger;
       return new Promise((resolve) => this.#queuedWaiters.push(resolve));

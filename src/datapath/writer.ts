@@ -4,7 +4,7 @@
  * and protocols, so a host's /etc/iproute2 files cannot change what is written.
  */
 import { BlockList } from 'node:net';
-import type { AddressItem, DatapathItem, RouteItem, RuleItem } from '../types.js';
+import type { AddressItem, DatapathItem, RestorePlan, RouteItem, RuleItem } from '../types.js';
 import type { IpRunner } from './ip.js';
 import { describeItem, protocolId, tableId } from './items.js';
 
@@ -85,16 +85,7 @@ export function restoreStage(item: DatapathItem): RestoreStage {
 }
 
 /** An item the restore must hold back, and what it waits for. */
-export interface HeldItem {
-  item: DatapathItem;
-  waitsFor: string;
-}
-
-/** Items in the order to add them, and those whose preconditions (a link address) are not met. */
-export interface RestorePlan {
-  ordered: DatapathItem[];
-  held: HeldItem[];
-}
+export type HeldItem = RestorePlan['held'][number];
 
 const STAGE_RANK: Readonly<Record<RestoreStage, number>> = { 'onlink-route': 0, 'gateway-route': 1, rule: 2 };
 

@@ -4,6 +4,7 @@
  * "signals". It is itself a SignalSource, so the agent wires one thing.
  */
 import type { BoxContext, SignalEvent, SignalSource, SourceStatus } from '../types.js';
+import { logSignal } from './log.js';
 import { isRestartEvent, RestartMerger } from './merge.js';
 import type { MergedRestart } from './merge.js';
 import { signalMetrics } from './metrics.js';
@@ -96,6 +97,7 @@ export class SignalHub implements SignalSource {
       this.#ctx.log.info({ kind: out.kind, origins: out.origins, invocationId: out.invocationId }, 'signals: restart heard');
     }
     if (event.kind === 'BusConnection' || event.kind === 'NetworkdOnBus' || isRestartEvent(event)) this.#publish();
+    logSignal(this.#ctx.log, out);
     this.#emit?.(out);
   }
 

@@ -1,6 +1,7 @@
 /** The telemetry box: logs, metrics, /status, liveness, the HTTP server and the heartbeat file. */
 export type { BeatResult } from './heartbeat.js';
 export { Heartbeat, heartbeatCheckCommand } from './heartbeat.js';
+export { mainLoop } from './main-loop.js';
 export type { LivenessReport, LoopHealth, LoopTicker } from './liveness.js';
 export { Liveness } from './liveness.js';
 export type { LoggerOptions } from './log.js';

@@ -110,7 +110,7 @@ describe.skipIf(!capable).each<LabProfile>(['cilium-pre-1.14', 'cilium-1.14'])('
     expect((await until(monitor, podItems, (items) => items.length === 6)).map(describeItem)).toHaveLength(6);
     expect(sortedJson(members())).toEqual(sortedJson(cniItems()));
     await lab.removePod('pod-c');
-    monitor.onSignal({ kind: 'RuleRemoved', at: clock.monotonic(), wallAt: clock.now(), item: { kind: 'rule', family: 4, priority: 20, dst: `${pod.ip4}/32`, action: 'lookup', table: 'main', protocol: 'unspec' } });
+    void monitor.refresh('RuleRemoved');
     expect(await until(monitor, podItems, (items) => items.length === 0)).toEqual([]);
     expect(sortedJson(members())).toEqual(sortedJson(cniItems()));
     expect(reports.slice(start).filter((entry) => entry.missing.length > 0)).toEqual([]);
@@ -124,7 +124,8 @@ describe.skipIf(!capable).each<LabProfile>(['cilium-pre-1.14', 'cilium-1.14'])('
     expect(dropped).toBeDefined();
     const del = await lab.exec('node', ['ip', '-6', 'rule', 'del', 'priority', '10', 'fwmark', '0xa00/0xf00', 'protocol', dropped!.protocol]);
     expect(del.code).toBe(0);
-    monitor.onSignal({ kind: 'CiliumRestarted', at: restartAt, wallAt: clock.now(), origins: ['systemd1'] });
+    monitor.noteCniRestart(restartAt);
+    void monitor.refresh('CiliumRestarted');
     const keys = await until(monitor, () => members().map(itemKey), (current) => !current.includes(itemKey(dropped!)));
     expect(keys).not.toContain(itemKey(dropped!));
     expect(keys).toHaveLength(cniItems().length - 1);
@@ -137,7 +138,8 @@ describe.skipIf(!capable).each<LabProfile>(['cilium-pre-1.14', 'cilium-1.14'])('
     const cni = members();
     const restartAt = clock.monotonic();
     const { after } = await lab.restartNetworkd();
-    monitor.onSignal({ kind: 'NetworkdRestarted', at: restartAt, wallAt: clock.now(), origins: ['network1'] });
+    monitor.noteNetworkdActivity(restartAt);
+    void monitor.refresh('NetworkdRestarted', { followUps: true });
     const afterKeys = new Set([...after.rules, ...after.routes].map(labKey));
     const removed = cni.filter((item) => !afterKeys.has(labKey(item))); // the baseline items the restart removed
     expect(removed.length).toBeGreaterThan(0);

@@ -9,9 +9,8 @@ import type { CiliumApi, CiliumEndpoint, CiliumHealth, CiliumResult } from '../.
 import type { DatapathDamageReport } from '../../../src/datapath/baseline.js';
 import { datapathConfig } from '../../../src/datapath/config.js';
 import { describeItem } from '../../../src/datapath/items.js';
-import { DatapathMonitor, isNetworkdActivity, isTrigger } from '../../../src/datapath/monitor.js';
+import { DatapathMonitor } from '../../../src/datapath/monitor.js';
 import { ciliumProfile } from '../../../src/datapath/profiles.js';
-import type { SignalEvent } from '../../../src/types.js';
 import { FakeClock, fakeIp, fixtureListing, without, type Listing } from './helpers.js';
 
 class FakeCilium implements CiliumApi {
@@ -99,8 +98,10 @@ async function missingGauge(metrics: Registry): Promise<Record<string, number>> 
   return Object.fromEntries((metric?.values ?? []).map((value) => [String(value.labels.severity), value.value]));
 }
 
-function restartSignal(at: number): SignalEvent {
-  return { kind: 'NetworkdRestarted', at, wallAt: at, origins: ['network1'] };
+/** What the ladder does on the detector's commands for a networkd restart: note the activity, re-read with follow-ups. */
+function networkdRestarted(monitor: DatapathMonitor, at: number): void {
+  monitor.noteNetworkdActivity(at);
+  void monitor.refresh('NetworkdRestarted', { followUps: true });
 }
 
 describe('DatapathMonitor', () => {
@@ -119,7 +120,7 @@ describe('DatapathMonitor', () => {
     await h.monitor.start();
     h.clock.advance(20_000);
     h.setListing(flushed);
-    h.monitor.onSignal(restartSignal(h.clock.monotonic()));
+    networkdRestarted(h.monitor, h.clock.monotonic());
     await h.monitor.refresh('settle');
     await h.monitor.settled();
     const report = h.monitor.lastReport();
@@ -181,11 +182,11 @@ describe('DatapathMonitor', () => {
     const h = harness(tempDir());
     await h.monitor.start();
     h.clock.advance(60_000);
-    h.monitor.onSignal({ kind: 'CiliumRestarted', at: h.clock.monotonic(), wallAt: h.clock.now(), origins: ['systemd1'] });
+    h.monitor.noteCniRestart(h.clock.monotonic());
     await h.monitor.refresh('x');
     h.clock.advance(500);
     h.setListing(flushed);
-    h.monitor.onSignal(restartSignal(h.clock.monotonic()));
+    networkdRestarted(h.monitor, h.clock.monotonic());
     await h.monitor.refresh('x');
     h.clock.advance(30_000);
     await h.monitor.refresh('steady');
@@ -207,7 +208,7 @@ describe('DatapathMonitor', () => {
     h.clock.advance(20_000);
     h.setListing(flushed);
     const seen = new Promise<DatapathDamageReport>((resolve) => h.monitor.onReport((report) => report.trigger === 'NetworkdRestarted' && resolve(report)));
-    h.monitor.onSignal(restartSignal(h.clock.monotonic()));
+    networkdRestarted(h.monitor, h.clock.monotonic());
     expect((await seen).missing).toHaveLength(10); // while healthz is still pending
     await h.monitor.refresh('RuleRemoved'); // resolves while healthz still hangs
     expect(h.monitor.lastReport()).toMatchObject({ trigger: 'RuleRemoved' });
@@ -229,7 +230,7 @@ describe('DatapathMonitor', () => {
     h.cilium.pods = [];
     const podGone = (entry: Record<string, unknown>) => String(entry.src ?? '').endsWith('::5') || String(entry.dst ?? '').endsWith('::5') || entry.src === '10.0.1.5' || entry.dst === '10.0.1.5';
     h.setListing({ ...pre, rule4: without(pre.rule4, podGone), rule6: without(pre.rule6, podGone), route4: without(pre.route4, podGone) });
-    h.monitor.onSignal({ kind: 'RuleRemoved', at: h.clock.monotonic(), wallAt: h.clock.now(), item: { kind: 'rule', family: 4, priority: 20, action: 'lookup', table: 'main', protocol: 'unspec' } });
+    void h.monitor.refresh('RuleRemoved');
     await h.monitor.refresh('steady');
     await h.monitor.settled();
     expect(h.monitor.baseline()).toHaveLength(15);
@@ -264,29 +265,5 @@ describe('DatapathMonitor', () => {
     await h.monitor.refresh('after stop');
     // 'start' twice: the report is published again after learning changed the baseline; 'c' joined 'b'.
     expect(h.reports.map((report) => report.trigger)).toEqual(['start', 'start', 'a', 'b']);
-  });
-});
-
-describe('which signals are networkd activity and which re-read', () => {
-  const at = 1;
-  const wallAt = 1;
-  const rule = { kind: 'rule' as const, family: 4 as const, priority: 9, action: 'lookup' as const, table: '2004', protocol: 'unspec' };
-  it.each<[SignalEvent, boolean, boolean]>([
-    [{ kind: 'NetworkdRestarted', at, wallAt, origins: ['network1'] }, true, true],
-    [{ kind: 'AddressRemoved', at, wallAt, item: { family: 4, dev: 'eth0', address: '10.0.0.1/24' } }, true, true],
-    [{ kind: 'AddressAdded', at, wallAt, item: { family: 4, dev: 'eth0', address: '10.0.0.1/24' } }, true, true],
-    [{ kind: 'LinkStateChanged', at, wallAt, ifindex: 2, administrativeState: 'configuring' }, true, true],
-    [{ kind: 'LinkStateChanged', at, wallAt, ifindex: 2, administrativeState: 'configured' }, false, true],
-    [{ kind: 'LinkStateChanged', at, wallAt, ifindex: 2, operationalState: 'routable' }, false, true],
-    [{ kind: 'NetworkdOnBus', at, wallAt, present: true }, false, true],
-    [{ kind: 'NetworkdOnBus', at, wallAt, present: false }, false, true],
-    [{ kind: 'RuleRemoved', at, wallAt, item: rule }, false, true],
-    [{ kind: 'CiliumRestarted', at, wallAt, origins: ['systemd1'] }, false, true],
-    [{ kind: 'UpgradeStarted', at, wallAt, unit: 'apt-daily-upgrade.service' }, false, false],
-    [{ kind: 'BusConnection', at, wallAt, connected: false }, false, false],
-    [{ kind: 'WatchGap', at, wallAt, source: 'netlink-ipv4', reason: 'ip monitor restarted' }, false, true],
-  ])('%o: activity %s, re-read %s', (event, activity, trigger) => {
-    expect(isNetworkdActivity(event)).toBe(activity);
-    expect(isTrigger(event)).toBe(trigger);
   });
 });

@@ -1,0 +1,129 @@
+/**
+ * The detector's state: plain data, copied by every step, never shared. What /status shows of
+ * the incident is derived from it here.
+ */
+import type { DetectorCause, EpisodeState, GateDecision, MissingItem, NodeState, TimelineEntry, Verdict } from '../types.js';
+
+/** What the detector is configured with (the restore section, and whether this process may write). */
+export interface DetectorConfig {
+  /** Restore this long after the last networkd activity when not every managed link was seen configuring. */
+  quietPeriodMs: number;
+  /** Restores within one episode before "fighting networkd". */
+  maxRepeats: number;
+  /** How long after the last networkd activity a new activity still joins the open episode. */
+  episodeMs: number;
+  /** Every item must still be present this long after a restore to count as verified. */
+  verifyStableMs: number;
+  rateLimitPerMinute: number;
+  /** Whether this process may change rules and routes; without it the restore is skipped and says so. */
+  canWrite: { ok: boolean; reason?: string };
+}
+
+/** One networkd episode: from the first sign of networkd at work to restored, fighting, failed or ended. */
+export interface Episode {
+  id: number;
+  trigger: string;
+  triggerAt: number;
+  triggerWall: number;
+  lastActivityAt: number;
+  /** Managed links (ifindex) seen entering "configuring" or beyond since the trigger. */
+  linksConfigured: number[];
+  restores: number;
+  state: EpisodeState;
+  /** What a restore would put back now. */
+  missing: MissingItem[];
+  timeline: TimelineEntry[];
+  /** Items a gate decision not to act was journalled for, so the same decision is not resubmitted per re-read. */
+  declined?: { decision: GateDecision; keys: string[] };
+  /** A re-attempt waits for new evidence (a report or a signal): the last attempt changed nothing. */
+  parked: boolean;
+  verifyFailures: number;
+  /** Whether the first damage was already timed (connwatch_detection_seconds). */
+  detected: boolean;
+  /** Whether a networkd restart belongs to this episode (a second one opens the next). */
+  restartHeard: boolean;
+  /** No attempt before this monotonic time (items held for addresses, a failed write); a lifting signal clears it. */
+  holdUntil?: number;
+  /** When a signal that can satisfy a hold last arrived. */
+  liftedAt?: number;
+  /** Why the last write could not put everything back, if it could not. */
+  lastWriteFailure?: string;
+  /** When the attempt in flight (or the last one) was asked for. */
+  attemptAt?: number;
+  /** The last write: when it finished, what it wrote, whether it all went in. */
+  written?: { at: number; keys: string[]; ok: boolean; reason?: string };
+  /** The one wake-up this episode waits for. */
+  wake?: { at: number; what: 'reconsider' | 'verifyStable' };
+}
+
+/** Items missing without networkd activity: reported once per distinct set, never repaired. */
+export interface Unrepaired {
+  key: string;
+  wallAt: number;
+  trigger: string;
+  items: { item: string; severity: string }[];
+}
+
+/** The whole detector state. */
+export interface DetectorState {
+  config: DetectorConfig;
+  /** networkd's presence on the bus as last reported (undefined until known). */
+  networkdOnBus?: boolean;
+  /** ifindex → last AdministrativeState, for links networkd manages. */
+  managedLinks: Record<string, string>;
+  episodes: number;
+  episode?: Episode;
+  last?: { episode: number; state: EpisodeState; timeline: TimelineEntry[] };
+  unrepaired?: Unrepaired;
+  /** Keys of items networkd removed while a previous run's restore was declined; dropped once present again. */
+  carried: string[];
+  /** Monotonic times of recent writes, for the per-minute rate limit. */
+  recentWrites: number[];
+  /** The last write anywhere: a read that started before it cannot say its items are missing. */
+  lastWrite?: { at: number; keys: string[] };
+  /** The one action in flight (actions run one at a time). */
+  busy?: { kind: 'restore' | 'verify' | 'checkTargets'; episode: number };
+  /** Pages this detector raised or resolved; absent = unknown (a previous run's may be replayed). */
+  pages: Partial<Record<DetectorCause, 'firing' | 'clear'>>;
+  /** The last damage report's summary (undefined before the first read). */
+  damage?: { at: number; critical: number; degraded: number; trigger: string };
+}
+
+/** A fresh detector. `carried`: keys a previous run's journal says networkd removed while the restore was declined. */
+export function initialState(config: DetectorConfig, carried: readonly string[] = []): DetectorState {
+  return { config, managedLinks: {}, episodes: 0, carried: [...carried], recentWrites: [], pages: {} };
+}
+
+/** The node's state on the detector's state machine. */
+export function nodeState(s: DetectorState): NodeState {
+  const e = s.episode;
+  if (e?.state === 'fighting' || e?.state === 'failed') return 'Broken';
+  if (e && (e.missing.length > 0 || e.state === 'restoring' || e.state === 'verifying')) return 'Repairing';
+  if ((s.damage?.critical ?? 0) > 0) return 'Broken';
+  if (e) return 'Suspect';
+  return s.last?.state === 'restored' ? 'Recovered' : 'Healthy';
+}
+
+/** The verdict from the datapath evidence (probe verdicts join with the probes). */
+export function verdictOf(s: DetectorState): Verdict {
+  const damage = s.damage;
+  if (!damage) return { kind: 'CannotTell', at: 0, reasons: ['no datapath read yet'] };
+  if (damage.critical > 0) return { kind: 'ReadyButNoPodNetwork', at: damage.at, reasons: [`${damage.critical} critical CNI datapath item(s) missing (${damage.trigger})`] };
+  const reasons = damage.degraded > 0 ? [`${damage.degraded} degraded CNI datapath item(s) missing`] : ['every CNI baseline item present'];
+  return { kind: 'Healthy', at: damage.at, reasons };
+}
+
+/** What /status shows under "incident". */
+export function incidentSnapshot(s: DetectorState): unknown {
+  const e = s.episode;
+  const { canWrite } = s.config;
+  return {
+    state: nodeState(s),
+    verdict: verdictOf(s),
+    restore: { enabled: canWrite.ok, ...(canWrite.ok ? {} : { skipped: canWrite.reason }) },
+    managedLinks: s.managedLinks,
+    current: e ? { id: e.id, state: e.state, trigger: e.trigger, restores: e.restores, missing: e.missing.map((m) => ({ item: m.label, severity: m.severity })), timeline: e.timeline } : null,
+    last: s.last ?? null,
+    notRepaired: s.unrepaired ? { since: new Date(s.unrepaired.wallAt).toISOString(), trigger: s.unrepaired.trigger, items: s.unrepaired.items } : null,
+  };
+}

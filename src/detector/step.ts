@@ -1,0 +1,505 @@
+/**
+ * The detector: one pure state machine for the incident. `step(state, input, now)` returns the
+ * next state, the verdict and the commands for the ladder (re-read, restore, verify, page, …);
+ * it reads no clock, starts no timer and performs no I/O. Outcomes come back as inputs, and
+ * `wakeAt` says when it wants a `tick`.
+ *
+ * The restore's rules live here: put back only what networkd just removed, after its flush
+ * (every managed link seen entering "configuring" since the trigger, or a quiet period), one
+ * attempt at a time, verified twice, repeated a bounded number of times ("fighting networkd").
+ */
+import type { DamageReport, DetectorCause, DetectorCommand, DetectorInput, EpisodeState, Instant, MissingItem, PageFacts, RestoreCount, RestoreResult, SignalEvent, TimelineEntry, Verdict, VerifyPhase } from '../types.js';
+import { callsForReread, liftsHold, readNetworkd } from './activity.js';
+import { verdictOf, type DetectorState, type Episode } from './state.js';
+
+/** What one step produces. */
+export interface StepResult {
+  state: DetectorState;
+  verdict: Verdict;
+  commands: DetectorCommand[];
+  /** When the detector wants a `tick` (monotonic ms), if it waits for time. */
+  wakeAt?: number;
+}
+
+const CONFIGURING_OR_BEYOND = new Set(['configuring', 'configured', 'failed']);
+const UNMANAGED = new Set(['unmanaged', 'linger']);
+const MAX_VERIFY_FAILURES = 5;
+const RETRY_BASE_MS = 50;
+const RATE_WINDOW_MS = 60_000;
+const TIMELINE_MAX = 100;
+
+/** One step's working set: the copied state, the time, and the commands so far. */
+interface Run {
+  s: DetectorState;
+  now: Instant;
+  out: DetectorCommand[];
+}
+
+/** Advances the detector by one input. Never mutates `state`. */
+export function step(state: DetectorState, input: DetectorInput, now: Instant): StepResult {
+  if (input.kind === 'signal' && leavesStateAlone(input.event)) {
+    // The hot path during a flush (hundreds of rule and route events): no copy, just the re-read.
+    const commands: DetectorCommand[] = [];
+    if (input.event.kind === 'CiliumRestarted') commands.push({ kind: 'cniRestarted', at: input.event.at });
+    if (callsForReread(input.event)) commands.push({ kind: 'reread', trigger: input.event.kind, followUps: false });
+    const wakeAt = state.episode?.wake?.at;
+    return { state, verdict: verdictOf(state), commands, ...(wakeAt === undefined ? {} : { wakeAt }) };
+  }
+  const run: Run = { s: structuredClone(state), now, out: [] };
+  switch (input.kind) {
+    case 'signal':
+      onSignal(run, input.event);
+      break;
+    case 'damage':
+      onDamage(run, input.report);
+      break;
+    case 'tick':
+      onTick(run);
+      break;
+    case 'restored':
+      onRestored(run, input.episode, input.result);
+      break;
+    case 'verified':
+      onVerified(run, input.episode, input.phase, input.report);
+      break;
+    case 'targets':
+      onTargets(run, input.episode, input.checked, input.failed);
+      break;
+  }
+  const wakeAt = run.s.episode?.wake?.at;
+  return { state: run.s, verdict: verdictOf(run.s), commands: run.out, ...(wakeAt === undefined ? {} : { wakeAt }) };
+}
+
+// ─── inputs ─────────────────────────────────────────────────────────────────────────────────
+
+/** Signals that change nothing the detector keeps (rule, route and upgrade events, Cilium restarts). */
+function leavesStateAlone(event: SignalEvent): boolean {
+  return event.kind !== 'LinkStateChanged' && event.kind !== 'NetworkdOnBus' && readNetworkd(event, undefined) === undefined;
+}
+
+function onSignal(run: Run, event: SignalEvent): void {
+  const { s } = run;
+  const reading = readNetworkd(event, s.networkdOnBus);
+  if (event.kind === 'NetworkdOnBus') s.networkdOnBus = event.present;
+  if (reading) run.out.push({ kind: 'networkdActivity', at: event.at });
+  if (event.kind === 'CiliumRestarted') run.out.push({ kind: 'cniRestarted', at: event.at });
+  const e = s.episode;
+  if (e && liftsHold(event)) {
+    e.holdUntil = undefined;
+    e.liftedAt = event.at;
+  }
+  // Only networkd's own doings move the episode (not, say, the echoes of connwatch's writes).
+  if (event.kind === 'LinkStateChanged' || reading) {
+    if (event.kind === 'LinkStateChanged') linkState(run, event.ifindex, event.administrativeState, reading?.what, event);
+    else if (reading) activity(run, event.at, event.wallAt, reading.what, reading.restart);
+    if (s.episode) s.episode.parked = false;
+    reconsider(run);
+  }
+  if (callsForReread(event)) run.out.push({ kind: 'reread', trigger: event.kind, followUps: reading !== undefined });
+}
+
+function onDamage(run: Run, report: DamageReport): void {
+  const { s } = run;
+  if (s.carried.length > 0) {
+    const missingKeys = new Set(report.missing.map((m) => m.key));
+    s.carried = s.carried.filter((key) => missingKeys.has(key));
+  }
+  // A read that started before the last write cannot say what that write put back: it raced it.
+  if (readBeforeWrite(s, report)) return;
+  const critical = report.missing.filter((m) => m.severity === 'critical').length;
+  s.damage = { at: report.at, critical, degraded: report.missing.length - critical, trigger: report.trigger };
+  const repairable = repairableOf(s, report);
+  const unrepairable = report.missing.filter((m) => !repairable.includes(m));
+  if (unrepairable.length > 0) notRepaired(run, unrepairable, report.trigger);
+  else s.unrepaired = undefined;
+  damagePage(run, report, repairable);
+  if (repairable.length === 0) return whole(run, report);
+  const e = s.episode ?? open(run, `damage (${report.trigger})`, run.now.at, run.now.wallAt);
+  if (e.state === 'fighting' || e.state === 'failed') return;
+  if (!e.detected) {
+    e.detected = true;
+    run.out.push({ kind: 'observe', metric: 'detection', seconds: Math.max(0, run.now.at - e.triggerAt) / 1000 });
+  }
+  e.missing = repairable;
+  e.parked = false;
+  if (e.state !== 'restoring') e.state = 'waiting';
+  note(run, e, `missing: ${repairable.map((m) => `${m.label} [${m.severity}]`).join('; ')}`, { trigger: report.trigger });
+  reconsider(run);
+}
+
+function onTick(run: Run): void {
+  const e = run.s.episode;
+  const wake = e?.wake;
+  if (!e || !wake || wake.at > run.now.at) return;
+  e.wake = undefined;
+  if (wake.what === 'reconsider') return reconsider(run);
+  if (e.state !== 'verifying') return;
+  if (run.s.busy) return setWake(e, run.now.at + RETRY_BASE_MS, 'verifyStable');
+  ask(run, { kind: 'verify', episode: e.id, phase: 'stable' });
+}
+
+function onRestored(run: Run, episode: number, result: RestoreResult): void {
+  const { s, now } = run;
+  s.busy = undefined;
+  const done = result.done;
+  if (done.kind === 'written') {
+    s.recentWrites.push(now.at);
+    s.lastWrite = { at: now.at, keys: done.keys };
+    count(run, done.outcome.ok ? 'restored' : (done.outcome.detail as { added?: number } | undefined)?.added ? 'partial' : 'failed');
+  } else if (done.kind === 'declined') {
+    count(run, done.decision);
+  }
+  const e = current(s, episode);
+  if (!e) return settle(run);
+  if (result.held.length > 0) note(run, e, `held until networkd puts addresses back: ${result.held.map((h) => `${h.label} (waits for ${h.waitsFor})`).join('; ')}`);
+  switch (done.kind) {
+    case 'unchanged':
+      e.state = 'waiting';
+      e.parked = true;
+      break;
+    case 'nothing-writable': {
+      // Nothing can be written yet; the next networkd signal (an address coming back) reconsiders —
+      // or already did while the plan was being made: then look again at once.
+      e.state = 'waiting';
+      const holdMs = (e.liftedAt ?? -Infinity) >= (e.attemptAt ?? Infinity) ? 0 : s.config.quietPeriodMs;
+      e.holdUntil = now.at + holdMs;
+      setWake(e, now.at + holdMs, 'reconsider');
+      break;
+    }
+    case 'declined': {
+      e.state = 'waiting';
+      e.parked = true;
+      const keys = new Set(e.declined?.decision === done.decision ? e.declined.keys : []);
+      for (const m of e.missing) keys.add(m.key);
+      e.declined = { decision: done.decision, keys: [...keys] };
+      note(run, e, done.decision === 'shadowed' ? `would have restored ${done.count} item(s) (shadow mode)` : `not restored: ${done.decision} (${done.why}); restoring resumes when the switch is lifted, also across a connwatch restart within an hour`);
+      break;
+    }
+    case 'written': {
+      e.restores++;
+      const { outcome } = done;
+      e.written = { at: now.at, keys: done.keys, ok: outcome.ok, ...(outcome.ok ? {} : { reason: outcome.reason }) };
+      if (outcome.ok) e.lastWriteFailure = undefined;
+      note(run, e, outcome.ok ? `restored ${done.keys.length} item(s)` : `restore incomplete: ${outcome.reason}`, outcome.detail ?? {});
+      run.out.push({ kind: 'log', level: 'info', msg: 'restore attempt finished', fields: { episode: e.id, items: done.labels, outcome } });
+      e.state = 'verifying';
+      ask(run, { kind: 'verify', episode: e.id, phase: 'written' });
+      break;
+    }
+  }
+  settle(run);
+}
+
+function onVerified(run: Run, episode: number, phase: VerifyPhase, report: DamageReport | { error: string }): void {
+  const { s } = run;
+  s.busy = undefined;
+  const e = current(s, episode);
+  if (!e) return settle(run);
+  if (phase === 'written') verifiedWritten(run, e, report);
+  else verifiedStable(run, e, report);
+  settle(run);
+}
+
+/** The re-read right after a write: all back → wait for stability; not yet → retry after a backoff. */
+function verifiedWritten(run: Run, e: Episode, report: DamageReport | { error: string }): void {
+  const { s, now } = run;
+  const failed = 'error' in report;
+  const stillMissing = failed ? [] : repairableOf(s, report);
+  if (!failed && stillMissing.length === 0) {
+    note(run, e, 'every item back (re-read)');
+    run.out.push({ kind: 'observe', metric: 'restoreLatency', seconds: (now.at - e.triggerAt) / 1000 });
+    return setWake(e, now.at + s.config.verifyStableMs, 'verifyStable');
+  }
+  if (failed) note(run, e, `verification re-read failed: ${report.error}`);
+  // Not all back: a write failed (often transient mid-flush: a gateway whose address networkd has
+  // not put back yet), networkd removed items again, or the re-read failed. The repeat cap turns a
+  // lasting failure into a page.
+  const written = e.written;
+  if (written && !written.ok) e.lastWriteFailure = written.reason;
+  const again = failed || !written?.ok || stillMissing.some((m) => written.keys.includes(m.key));
+  // Backing off 50 ms, 100, 200, … up to the quiet period: quick when networkd was just finishing
+  // a link, patient when it is still at work.
+  const lifted = (e.liftedAt ?? -Infinity) >= (e.attemptAt ?? Infinity);
+  const backoff = Math.min(s.config.quietPeriodMs, RETRY_BASE_MS * 2 ** Math.max(0, e.restores - 1));
+  const holdMs = lifted ? Math.min(backoff, RETRY_BASE_MS) : backoff;
+  if (again) e.holdUntil = now.at + holdMs;
+  if (e.state === 'verifying') e.state = 'waiting';
+  setWake(e, now.at + holdMs, 'reconsider');
+}
+
+/** The re-read after the stability wait: still all back → check the TCP targets. */
+function verifiedStable(run: Run, e: Episode, report: DamageReport | { error: string }): void {
+  if (e.state !== 'verifying') return;
+  if ('error' in report) {
+    // Never call it verified on evidence we could not gather: look again later, and page if it stays so.
+    if (++e.verifyFailures >= MAX_VERIFY_FAILURES) return failed(run, e, `cannot verify the restore: ${report.error}`, false);
+    note(run, e, `verification re-read failed: ${report.error}; retrying`);
+    return setWake(e, run.now.at + run.s.config.verifyStableMs, 'verifyStable');
+  }
+  e.verifyFailures = 0;
+  // Missing again: the damage report already moved the episode back to waiting.
+  if (repairableOf(run.s, report).length > 0) return;
+  ask(run, { kind: 'checkTargets', episode: e.id });
+}
+
+function onTargets(run: Run, episode: number, checked: number, failedTargets: { target: string; reason: string }[]): void {
+  const { s } = run;
+  s.busy = undefined;
+  const e = current(s, episode);
+  if (!e || e.state !== 'verifying') return settle(run);
+  if (failedTargets.length > 0) {
+    note(run, e, `verify targets not answering: ${failedTargets.map((t) => `${t.target} (${t.reason})`).join(', ')}`);
+    e.state = 'failed';
+    raise(run, e, { cause: 'RestoreFailed', ...episodeFacts(e), reason: `${failedTargets.length} verify target(s) do not answer`, restoredButUnreachable: true });
+    return;
+  }
+  e.state = 'restored';
+  note(run, e, `verified: every item stable for ${s.config.verifyStableMs} ms${checked ? `, ${checked} target(s) answer` : ''}`);
+  resolve(run, 'RestoreFailed');
+  resolve(run, 'FightingNetworkd');
+  close(run, 'restored');
+}
+
+// ─── networkd activity and episodes ─────────────────────────────────────────────────────────
+
+function linkState(run: Run, ifindex: number, admin: string | undefined, what: string | undefined, event: { at: number; wallAt: number }): void {
+  const { s } = run;
+  if (!admin) return;
+  if (UNMANAGED.has(admin)) {
+    delete s.managedLinks[ifindex];
+    return;
+  }
+  s.managedLinks[ifindex] = admin;
+  if (what) activity(run, event.at, event.wallAt, what, false);
+  const e = s.episode;
+  if (e && CONFIGURING_OR_BEYOND.has(admin) && !e.linksConfigured.includes(ifindex)) e.linksConfigured.push(ifindex);
+}
+
+function activity(run: Run, at: number, wallAt: number, what: string, isRestart: boolean): void {
+  const e = run.s.episode;
+  const stale = e !== undefined && at - e.lastActivityAt > run.s.config.episodeMs;
+  // A restart heard late (the bus lags the kernel under load) belongs to the episode its losses
+  // already opened; a second restart is a new episode with its own repeat budget.
+  const fresh = !e || stale || (isRestart && (e.restartHeard || e.state === 'fighting' || e.state === 'failed'));
+  const episode = fresh ? open(run, what, at, wallAt) : e;
+  if (isRestart) {
+    if (!fresh) episode.linksConfigured = [];
+    episode.restartHeard = true;
+  }
+  episode.lastActivityAt = at;
+  note(run, episode, what);
+}
+
+function open(run: Run, trigger: string, at: number, wallAt: number): Episode {
+  const { s } = run;
+  if (s.episode) close(run, 'ended');
+  const e: Episode = { id: ++s.episodes, trigger, triggerAt: at, triggerWall: wallAt, lastActivityAt: at, linksConfigured: [], restores: 0, state: 'waiting', missing: [], timeline: [], parked: false, verifyFailures: 0, detected: false, restartHeard: false };
+  s.episode = e;
+  return e;
+}
+
+function close(run: Run, state: EpisodeState): void {
+  const { s } = run;
+  const e = s.episode;
+  if (!e) return;
+  if (e.state !== 'fighting' && e.state !== 'failed') e.state = state;
+  s.last = { episode: e.id, state: e.state, timeline: e.timeline };
+  s.episode = undefined;
+}
+
+/** Every managed link seen entering "configuring" since the trigger: networkd's flush for this episode is over. */
+function flushOver(s: DetectorState, e: Episode): boolean {
+  const managed = Object.keys(s.managedLinks);
+  return managed.length > 0 && managed.every((ifindex) => e.linksConfigured.includes(Number(ifindex)));
+}
+
+// ─── the restore ────────────────────────────────────────────────────────────────────────────
+
+/** What a restore may put back: items networkd just removed (or removed while a previous run's restore was declined); never an invariant that was not learned here. */
+function repairableOf(s: DetectorState, report: DamageReport): MissingItem[] {
+  return report.missing.filter((m) => m.source !== 'invariant' && ((m.coincidedWithNetworkd ?? report.coincidedWithNetworkd) || s.carried.includes(m.key)));
+}
+
+function readBeforeWrite(s: DetectorState, report: DamageReport): boolean {
+  const write = s.lastWrite;
+  return write !== undefined && report.at < write.at && report.missing.some((m) => write.keys.includes(m.key));
+}
+
+/** Decides whether to attempt a restore now, later, or not at all. */
+function reconsider(run: Run): void {
+  const { s, now } = run;
+  const e = s.episode;
+  if (!e || e.state !== 'waiting' || e.missing.length === 0 || e.parked || s.busy) return;
+  e.wake = undefined;
+  const quietLeft = e.lastActivityAt + s.config.quietPeriodMs - now.at;
+  if (flushOver(s, e) || quietLeft <= 0) attempt(run, e);
+  else setWake(e, now.at + quietLeft, 'reconsider');
+}
+
+function attempt(run: Run, e: Episode): void {
+  const { s, now } = run;
+  if (!s.config.canWrite.ok) {
+    count(run, 'no_capability');
+    e.state = 'failed';
+    note(run, e, `restore skipped: ${s.config.canWrite.reason}`);
+    return;
+  }
+  const holdLeft = (e.holdUntil ?? 0) - now.at;
+  if (holdLeft > 0) return setWake(e, now.at + holdLeft, 'reconsider');
+  const waitMs = rateLimitWait(s, now.at);
+  if (waitMs > 0) {
+    count(run, 'rate_limited');
+    note(run, e, `rate limited: next restore in ${Math.round(waitMs)} ms`);
+    return setWake(e, now.at + waitMs, 'reconsider');
+  }
+  if (e.restores >= s.config.maxRepeats) return e.lastWriteFailure ? failed(run, e, e.lastWriteFailure, false) : fighting(run, e);
+  const declined = e.declined;
+  // The same gate decision was already journalled for every item here: the ladder does not resubmit
+  // it (a flipped switch changes the decision, and then the restore goes ahead).
+  const unlessDeclined = declined && e.missing.every((m) => declined.keys.includes(m.key)) ? declined.decision : undefined;
+  e.attemptAt = now.at;
+  e.state = 'restoring';
+  ask(run, {
+    kind: 'restore',
+    episode: e.id,
+    items: e.missing,
+    evidence: { episode: e.id, trigger: e.trigger, missing: e.missing, timeline: e.timeline.slice(-20) },
+    ...(unlessDeclined ? { unlessDeclined } : {}),
+  });
+}
+
+function rateLimitWait(s: DetectorState, now: number): number {
+  s.recentWrites = s.recentWrites.filter((at) => now - at < RATE_WINDOW_MS);
+  if (s.recentWrites.length < s.config.rateLimitPerMinute) return 0;
+  return RATE_WINDOW_MS - (now - s.recentWrites[0]!);
+}
+
+/** Every repairable item is present: a waiting episode healed without a restore; a fighting or failed one is over. */
+function whole(run: Run, report: DamageReport): void {
+  const e = run.s.episode;
+  if (!e) return;
+  if (e.state === 'waiting' && e.missing.length > 0) {
+    note(run, e, `items back without a restore (${report.trigger})`);
+    return close(run, 'ended');
+  }
+  if (e.state === 'fighting' || e.state === 'failed') {
+    // Whole again (a Cilium restart, an operator): the pages this episode raised resolve.
+    note(run, e, `every item back (${report.trigger}): resolving this episode's alerts`);
+    resolve(run, 'FightingNetworkd');
+    resolve(run, 'RestoreFailed');
+    close(run, e.state);
+  }
+}
+
+/** Items missing without networkd activity: an operator or the CNI removed them. Reported once per distinct set, never repaired. */
+function notRepaired(run: Run, missing: MissingItem[], trigger: string): void {
+  const { s } = run;
+  const key = missing.map((m) => m.key).sort().join('|');
+  if (s.unrepaired?.key === key) return;
+  const items = missing.map((m) => ({ item: m.label, severity: m.severity }));
+  s.unrepaired = { key, wallAt: run.now.wallAt, trigger, items };
+  count(run, 'not_repaired');
+  if (s.episode) note(run, s.episode, `missing without networkd activity, not repaired: ${items.map((i) => `${i.item} [${i.severity}]`).join('; ')}`);
+  run.out.push({
+    kind: 'log',
+    level: 'warn',
+    msg: 'CNI items missing without networkd activity: reported, not repaired (an operator or the CNI removed them; restarting the CNI agent reinstalls its state, and a CNI that dropped them on purpose is adopted once it has settled)',
+    fields: { trigger, missing: items },
+  });
+}
+
+function failed(run: Run, e: Episode, reason: string, restoredButUnreachable: boolean): void {
+  e.state = 'failed';
+  count(run, 'failed');
+  note(run, e, `restore failed after ${e.restores} attempt(s): ${reason}`);
+  raise(run, e, { cause: 'RestoreFailed', ...episodeFacts(e), reason, restoredButUnreachable });
+}
+
+function fighting(run: Run, e: Episode): void {
+  e.state = 'fighting';
+  count(run, 'fighting');
+  const what = `fighting networkd: items removed again after ${e.restores} restore(s); connwatch stops restoring until networkd restarts again. Fix: ManageForeignRoutingPolicyRules=no and ManageForeignRoutes=no in networkd.conf, or restart the CNI agent`;
+  note(run, e, what);
+  run.out.push({ kind: 'log', level: 'error', msg: what, fields: { episode: e.id, missing: e.missing.map((m) => m.label) } });
+  raise(run, e, { cause: 'FightingNetworkd', ...episodeFacts(e) });
+}
+
+// ─── pages ──────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * The datapath-damage page: raised on critical loss, resolved when none is left. Its words follow
+ * the detector: items the restore will put back (networkd removed them, now or while a previous
+ * run's restore was declined) are "after networkd activity".
+ */
+function damagePage(run: Run, report: DamageReport, repairable: MissingItem[]): void {
+  const critical = report.missing.filter((m) => m.severity === 'critical');
+  if (critical.length === 0) {
+    // Also resolves an alert a previous run raised and the spool replayed (resolving a quiet one is a no-op).
+    resolve(run, 'DatapathDamage');
+    return;
+  }
+  if (run.s.pages.DatapathDamage === 'firing') return;
+  run.out.push({
+    kind: 'raise',
+    facts: {
+      cause: 'DatapathDamage',
+      critical: critical.length,
+      afterNetworkd: repairable.length > 0 || report.coincidedWithNetworkd,
+      restoring: repairable.length > 0,
+      trigger: report.trigger,
+      missing: report.missing.map((m) => ({ item: m.label, severity: m.severity, profile: m.profile })),
+    },
+    timeline: [{ wallAt: run.now.wallAt, what: `datapath damage detected (${report.trigger})` }],
+    startsAt: run.now.wallAt,
+  });
+  run.s.pages.DatapathDamage = 'firing';
+}
+
+function episodeFacts(e: Episode): { episode: number; trigger: string; restores: number; missing: { item: string; severity: MissingItem['severity'] }[] } {
+  return { episode: e.id, trigger: e.trigger, restores: e.restores, missing: e.missing.map((m) => ({ item: m.label, severity: m.severity })) };
+}
+
+function raise(run: Run, e: Episode, facts: PageFacts): void {
+  run.out.push({ kind: 'raise', facts, timeline: e.timeline.slice(-30), startsAt: e.triggerWall });
+  run.s.pages[facts.cause] = 'firing';
+}
+
+/** Resolves a page unless this detector already knows it is clear. */
+function resolve(run: Run, cause: DetectorCause): void {
+  if (run.s.pages[cause] === 'clear') return;
+  run.out.push({ kind: 'resolve', cause });
+  run.s.pages[cause] = 'clear';
+}
+
+// ─── helpers ────────────────────────────────────────────────────────────────────────────────
+
+function current(s: DetectorState, episode: number): Episode | undefined {
+  return s.episode?.id === episode ? s.episode : undefined;
+}
+
+/** Asks the ladder for an action; one is in flight at a time. */
+function ask(run: Run, command: Extract<DetectorCommand, { kind: 'restore' | 'verify' | 'checkTargets' }>): void {
+  run.s.busy = { kind: command.kind, episode: command.episode };
+  run.out.push(command);
+}
+
+/** After an action ends: an episode left waiting with nothing scheduled is reconsidered now. */
+function settle(run: Run): void {
+  const e = run.s.episode;
+  if (e && !e.wake) reconsider(run);
+}
+
+function setWake(e: Episode, at: number, what: 'reconsider' | 'verifyStable'): void {
+  e.wake = { at, what };
+}
+
+function count(run: Run, result: RestoreCount): void {
+  run.out.push({ kind: 'count', result });
+}
+
+function note(run: Run, e: Episode, what: string, detail?: unknown): void {
+  const entry: TimelineEntry = { wallAt: run.now.wallAt, sinceTriggerMs: Math.round((run.now.at - e.triggerAt) * 10) / 10, what, ...(detail === undefined ? {} : { detail }) };
+  e.timeline.push(entry);
+  if (e.timeline.length > TIMELINE_MAX) e.timeline.splice(1, e.timeline.length - TIMELINE_MAX);
+  run.out.push({ kind: 'log', level: 'info', msg: `restore: ${what}`, fields: { episode: e.id, sinceTriggerMs: entry.sinceTriggerMs, ...(detail === undefined ? {} : { detail }) } });
+}
