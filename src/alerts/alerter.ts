@@ -74,6 +74,7 @@ export class SpoolingAlerter implements Alerter {
     const fallback = {
       afterMs: deps.config.fallbackAfterSeconds * 1000,
       jitterMs: deps.config.fallbackJitterSeconds * 1000,
+      resolveWaitMs: deps.config.fallbackResolveWaitSeconds * 1000,
       primaryAcked: (record: LiveRecord) => primaries.some((name) => record.acked.has(name)),
     };
     this.#primaries = new Set(primaries);

@@ -15,7 +15,7 @@ const dedupTemplate = z.string().superRefine((template, ctx) => {
 // One description for the root and the sinks keeps docs/configuration.md (generated) stable.
 const templateDescription = `Dedup-key template; variables: ${templateVariables}. Empty = alerts.dedupKey (the fleet key {{site}}/{{cause}} on a "when: fallback" sink).`;
 const WHEN_DESCRIPTION =
-  'always = every alert; fallback = a trigger only when no Alertmanager acknowledged it within alerts.fallbackAfterSeconds (+ jitter), and its resolve once an Alertmanager has the resolve.';
+  'always = every alert; fallback = a trigger only when no Alertmanager acknowledged it within alerts.fallbackAfterSeconds (+ jitter), and its resolve once an Alertmanager has the resolve (or after alerts.fallbackResolveWaitSeconds).';
 const sinkDedupTemplate = dedupTemplate.describe(templateDescription);
 
 function rateFields(perMinute: number, burst: number, jitterMs: number) {
@@ -213,6 +213,13 @@ export const alertsConfig = z
       .min(0)
       .default(30)
       .describe('Extra random wait (0..this) before a "fallback" sink pages, so a fleet\'s fallback events spread out under the receiver\'s rate limit.'),
+    fallbackResolveWaitSeconds: z
+      .number()
+      .min(0)
+      .default(600)
+      .describe(
+        'How long a "fallback" sink\'s resolve waits for an Alertmanager to acknowledge the resolve (so Alertmanager holds the state again) before it resolves anyway; counted from the resolve. 0 = resolve at once.',
+      ),
     network: networkSection.default(sectionDefaults.network),
     spool: spoolSection.default(sectionDefaults.spool),
     retry: retrySection.default(sectionDefaults.retry),

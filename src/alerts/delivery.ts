@@ -37,6 +37,8 @@ interface Job {
   /** A periodic re-post (Alertmanager): delivered, never acknowledged in the spool. */
   repost: boolean;
   notBefore: number;
+  /** A fallback resolve: until when (monotonic ms) it waits for an Alertmanager to have the resolve. */
+  holdUntil?: number;
 }
 
 export interface WorkerDeps {
@@ -53,9 +55,10 @@ export interface WorkerDeps {
   settle(record: LiveRecord, sink: string, outcome: DeliveryOutcome): void;
   /**
    * For a fallback sink: how long to give Alertmanager first (plus a random part of jitterMs,
-   * so a fleet spreads out), and whether an Alertmanager took the record.
+   * so a fleet spreads out), how long a resolve waits for an Alertmanager to have it before it
+   * goes anyway (from the resolve's creation), and whether an Alertmanager took the record.
    */
-  fallback?: { afterMs: number; jitterMs: number; primaryAcked(record: LiveRecord): boolean };
+  fallback?: { afterMs: number; jitterMs: number; resolveWaitMs: number; primaryAcked(record: LiveRecord): boolean };
 }
 
 class FailedDelivery extends Error {
@@ -107,9 +110,15 @@ export class SinkWorker {
   enqueue(record: LiveRecord, repost = false): void {
     if (repost && (this.#refusing !== undefined || this.#refused.has(record) || this.#queue.some((j) => j.record === record))) return;
     const { fallback } = this.deps;
-    const waitForPrimary =
-      fallback && record.alert.status === 'firing' ? this.deps.clock.monotonic() + fallback.afterMs + this.deps.random() * fallback.jitterMs : 0;
-    this.#queue.push({ record, repost, notBefore: waitForPrimary });
+    const now = this.deps.clock.monotonic();
+    const waitForPrimary = fallback && record.alert.status === 'firing' ? now + fallback.afterMs + this.deps.random() * fallback.jitterMs : 0;
+    const job: Job = { record, repost, notBefore: waitForPrimary };
+    if (fallback && record.alert.status === 'resolved') {
+      // Counted from the resolve's creation (wall clock, so a restart does not start it over), bounded by the wait itself.
+      const left = record.alert.createdAt + fallback.resolveWaitMs - this.deps.clock.now();
+      job.holdUntil = now + Math.min(Math.max(0, left), fallback.resolveWaitMs);
+    }
+    this.#queue.push(job);
     this.#wake?.();
   }
 
@@ -161,6 +170,12 @@ export class SinkWorker {
       this.#queue.unshift(job);
       return;
     }
+    if (this.#resolvingWithoutPrimary(job.record)) {
+      this.deps.log.info(
+        { sink: this.name, alert: job.record.alert.id, waitedSeconds: (this.deps.fallback?.resolveWaitMs ?? 0) / 1000 },
+        'fallback resolve sent although no Alertmanager has the resolve yet: its wait (alerts.fallbackResolveWaitSeconds) ran out',
+      );
+    }
     const outcome = await this.#deliver(job, signal);
     if (outcome.kind === 'aborted') {
       this.#queue.unshift(job);
@@ -180,9 +195,19 @@ export class SinkWorker {
     return record.sentBefore !== undefined && !record.sentBefore.has(this.name);
   }
 
-  /** A fallback resolve waits until an Alertmanager has the resolve: Alertmanager holds the state again. */
+  /**
+   * A fallback resolve waits until an Alertmanager has the resolve (Alertmanager holds the state
+   * again), but only until its deadline (fallbackResolveWaitSeconds): then it resolves anyway.
+   */
   #held(job: Job): boolean {
-    return this.deps.fallback !== undefined && job.record.alert.status === 'resolved' && !this.#fallbackNotNeeded(job.record) && !this.deps.fallback.primaryAcked(job.record);
+    if (this.deps.fallback === undefined || job.record.alert.status !== 'resolved') return false;
+    if (this.#fallbackNotNeeded(job.record) || this.deps.fallback.primaryAcked(job.record)) return false;
+    return this.deps.clock.monotonic() < (job.holdUntil ?? Infinity);
+  }
+
+  /** A fallback resolve leaving without an Alertmanager having it: its deadline passed. */
+  #resolvingWithoutPrimary(record: LiveRecord): boolean {
+    return this.deps.fallback !== undefined && record.alert.status === 'resolved' && !this.deps.fallback.primaryAcked(record);
   }
 
   #finish(job: Job, outcome: Exclude<DeliveryOutcome, { kind: 'aborted' }>): void {
@@ -314,7 +339,8 @@ export class SinkWorker {
   /** Waits for an enqueue, the next cooldown to end, or the stop; leaves no listener or timer behind. */
   async #waitForWork(signal: AbortSignal): Promise<void> {
     const now = this.deps.clock.monotonic();
-    const nextDue = this.#queue.reduce((min, j) => (this.#held(j) ? min : Math.min(min, j.notBefore)), Infinity);
+    // A held fallback resolve is due at its deadline, or earlier when an Alertmanager takes it (poke).
+    const nextDue = this.#queue.reduce((min, j) => Math.min(min, this.#held(j) ? Math.max(j.notBefore, j.holdUntil ?? Infinity) : j.notBefore), Infinity);
     await new Promise<void>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
       const done = (): void => {
