@@ -31,6 +31,15 @@ export interface BoxContext {
   status: StatusSink;
 }
 
+/** What the runner times: the same histogram for every probe, action and alert sink. */
+export type OperationKind = 'probe' | 'action' | 'sink';
+
+/** How an operation ended, as the `result` label shows it. */
+export type OperationResult = 'ok' | 'failed' | 'error';
+
+/** Times `fn` and records it; returns (or rethrows) what `fn` does. */
+export type Measure = <T>(kind: OperationKind, name: string, fn: () => Promise<T>) => Promise<T>;
+
 /** Where a CLI command writes; tests pass their own. */
 export interface CliIO {
   stdout: (text: string) => void;
@@ -129,6 +138,48 @@ export interface DamageReport {
   coincidedWithNetworkd: boolean;
   /** What made us look: a signal kind, "steady", "start". */
   trigger: string;
+}
+
+// ─── the CNI's own API ───────────────────────────────────────────────────────────────────────
+
+/** Stable codes for why a call to Cilium's API failed. */
+export type CiliumErrorCode = 'unreachable' | 'timeout' | 'reset' | 'http-status' | 'truncated' | 'too-large' | 'garbage' | 'shape' | 'aborted' | 'closed';
+
+/** A call's result: a value, or why not with a hint for the operator. */
+export type CiliumResult<T> = { ok: true; value: T } | { ok: false; code: CiliumErrorCode; reason: string; hint: string };
+
+/** A Cilium component's state (`Status.state` in Cilium's API). */
+export type CiliumComponentState = 'Ok' | 'Warning' | 'Failure' | 'Disabled';
+
+/** What `GET /v1/healthz` says. */
+export interface CiliumHealth {
+  /** `cilium.state` is Ok: this is what "healthy" means. */
+  healthy: boolean;
+  state: CiliumComponentState;
+  msg?: string;
+  /** Other components' states, for status pages. */
+  components: Record<string, CiliumComponentState | undefined>;
+  /** Pod CIDRs (alloc-range) of the nodes Cilium knows, this one included. */
+  nodeCidrs: string[];
+}
+
+/** One endpoint, reduced to what connwatch uses. */
+export interface CiliumEndpoint {
+  id: number;
+  /** Cilium's `EndpointState`; a newer Cilium may add states. */
+  state: string;
+  ipv4: string[];
+  ipv6: string[];
+  pod?: string;
+}
+
+/** The Cilium agent's local API (unix socket). Outside trouble resolves `{ ok: false }`; it throws only for bugs. */
+export interface CiliumApi {
+  healthz(signal?: AbortSignal): Promise<CiliumResult<CiliumHealth>>;
+  endpoints(signal?: AbortSignal): Promise<CiliumResult<CiliumEndpoint[]>>;
+  /** Identity of the socket file (inode and change time): a new one means the agent restarted. */
+  socketInstance(): Promise<string | undefined>;
+  close(): Promise<void>;
 }
 
 // ─── signals ────────────────────────────────────────────────────────────────────────────────
@@ -314,6 +365,9 @@ export type ActionKind = 'restore' | 'restartCilium' | 'quarantine';
 
 /** Per-action setting: act, record "would have" only, or do nothing. */
 export type ActionEnablement = 'on' | 'shadow' | 'off';
+
+/** Every action's enablement, after the mode's defaults were applied. */
+export type ActionSettings = Record<ActionKind, ActionEnablement>;
 
 /** What an action reports after running. */
 export type ActionOutcome = { ok: true; detail?: unknown } | { ok: false; reason: string; detail?: unknown };

@@ -7,44 +7,10 @@ import { stat } from 'node:fs/promises';
 import { Client, errors } from 'undici';
 import type { z } from 'zod';
 import type { CiliumConfig } from './config.js';
-import { endpointList, statusResponse, type ComponentState, type EndpointState } from './schema.js';
+import type { CiliumApi, CiliumComponentState, CiliumEndpoint, CiliumErrorCode, CiliumHealth, CiliumResult } from '../types.js';
+import { endpointList, statusResponse } from './schema.js';
 
-/** Stable codes for why a call failed. */
-export type CiliumErrorCode =
-  | 'unreachable'
-  | 'timeout'
-  | 'reset'
-  | 'http-status'
-  | 'truncated'
-  | 'too-large'
-  | 'garbage'
-  | 'shape'
-  | 'aborted'
-  | 'closed';
-
-/** A call's result: a value, or why not with a hint for the operator. */
-export type CiliumResult<T> = { ok: true; value: T } | { ok: false; code: CiliumErrorCode; reason: string; hint: string };
-
-/** What `GET /v1/healthz` says. */
-export interface CiliumHealth {
-  /** `cilium.state` is Ok: this is what "healthy" means. */
-  healthy: boolean;
-  state: ComponentState;
-  msg?: string;
-  /** Other components' states, for status pages. */
-  components: Record<string, ComponentState | undefined>;
-  /** Pod CIDRs (alloc-range) of the nodes Cilium knows, this one included. */
-  nodeCidrs: string[];
-}
-
-/** One endpoint, reduced to what connwatch uses. */
-export interface CiliumEndpoint {
-  id: number;
-  state: EndpointState;
-  ipv4: string[];
-  ipv6: string[];
-  pod?: string;
-}
+export type { CiliumApi, CiliumEndpoint, CiliumErrorCode, CiliumHealth, CiliumResult };
 
 /**
  * Endpoint states in which the CNI is done with the pod. Any other state — a known one, or one a
@@ -61,15 +27,6 @@ export function liveEndpointAddresses(endpoints: readonly CiliumEndpoint[]): Set
     for (const address of [...entry.ipv4, ...entry.ipv6]) addresses.add(address.toLowerCase());
   }
   return addresses;
-}
-
-/** The Cilium agent API. */
-export interface CiliumApi {
-  healthz(signal?: AbortSignal): Promise<CiliumResult<CiliumHealth>>;
-  endpoints(signal?: AbortSignal): Promise<CiliumResult<CiliumEndpoint[]>>;
-  /** Identity of the socket file (inode and change time): a new one means the agent restarted. */
-  socketInstance(): Promise<string | undefined>;
-  close(): Promise<void>;
 }
 
 type ClientOptions = Pick<CiliumConfig, 'socketPath' | 'connectTimeoutMs' | 'headersTimeoutMs' | 'bodyTimeoutMs' | 'requestTimeoutMs' | 'maxBodyBytes'>;
@@ -100,7 +57,7 @@ export class CiliumClient implements CiliumApi {
     if (state === undefined) {
       return this.#fail('shape', 'GET /v1/healthz: the answer has no cilium.state', 'is this a Cilium agent socket? check cilium.socketPath');
     }
-    const components: Record<string, ComponentState | undefined> = {
+    const components: Record<string, CiliumComponentState | undefined> = {
       kvstore: body.kvstore?.state,
       containerRuntime: body['container-runtime']?.state,
       kubernetes: body.kubernetes?.state,

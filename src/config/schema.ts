@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ActionEnablement, ActionKind, Mode } from '../types.js';
+import type { ActionSettings, Mode } from '../types.js';
 import { alertsConfig } from '../alerts/config.js';
 import { ciliumConfig } from '../cilium/config.js';
 import { datapathConfig } from '../datapath/config.js';
@@ -84,8 +84,7 @@ export const configSchema = z
 /** The configuration as validated, before mode-dependent defaults are applied. */
 export type ParsedConfig = z.output<typeof configSchema>;
 
-/** Per-action enablement, every action filled in. */
-export type ActionSettings = Record<ActionKind, ActionEnablement>;
+export type { ActionSettings };
 
 /** The configuration the daemon runs with: mode decided, node named, every default applied. */
 export type Config = Omit<ParsedConfig, 'mode' | 'node' | 'actions' | 'telemetry'> & {

@@ -4,9 +4,8 @@
  * runs the baseline's learning step with the CNI's evidence. The decisions live in BaselineCore.
  */
 import { Counter, Gauge } from 'prom-client';
-import type { CiliumApi } from '../cilium/client.js';
 import { liveEndpointAddresses } from '../cilium/client.js';
-import type { BoxContext, DatapathSensor, DatapathSnapshot } from '../types.js';
+import type { BoxContext, CiliumApi, DatapathSensor, DatapathSnapshot } from '../types.js';
 import { BaselineCore, type DatapathDamageReport, type EvidenceBySource, type LearnOutcome, type Member } from './baseline.js';
 import type { DatapathConfig } from './config.js';
 import { execIpRunner, type IpRunner } from './ip.js';

@@ -1,11 +1,9 @@
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
-import type { ActionEnablement, ActionGate, ActionKind, ActionOutcome, ActionRequest, Clock, GateDecision, GateResult } from '../types.js';
-import type { Measure } from '../telemetry/metrics.js';
+import type { ActionGate, ActionKind, ActionOutcome, ActionRequest, ActionSettings, Clock, GateDecision, GateResult, Measure } from '../types.js';
 import type { JournalWriter } from './journal.js';
 
-/** Per-action enablement, after the mode's defaults were applied (config's job). */
-export type ActionSettings = Record<ActionKind, ActionEnablement>;
+export type { ActionSettings };
 
 /** A stop that can come from several places (config, the cluster ConfigMap, the controller's halt). */
 export interface StopFlag {

@@ -1,14 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
-/** What the runner times: the same histogram for every probe, action and alert sink. */
-export type OperationKind = 'probe' | 'action' | 'sink';
+import type { Measure, OperationKind, OperationResult } from '../types.js';
 
-/** How an operation ended, as the `result` label shows it. */
-export type OperationResult = 'ok' | 'failed' | 'error';
-
-/** Times `fn` and records it; returns (or rethrows) what `fn` does. */
-export type Measure = <T>(kind: OperationKind, name: string, fn: () => Promise<T>) => Promise<T>;
+export type { Measure, OperationKind, OperationResult };
 
 /** Histogram buckets from a millisecond probe to a slow sink timing out. */
 export const OPERATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];

@@ -59,4 +59,3 @@ export function withEntries(json: string, ...entries: Record<string, unknown>[])
 }
 
 /** A clock the test moves by hand (the shared one). */
-export { ManualClock as FakeClock } from '../../support/clock.js';

@@ -11,7 +11,8 @@ import { datapathConfig } from '../../../src/datapath/config.js';
 import { describeItem } from '../../../src/datapath/items.js';
 import { DatapathMonitor } from '../../../src/datapath/monitor.js';
 import { ciliumProfile } from '../../../src/datapath/profiles.js';
-import { FakeClock, fakeIp, fixtureListing, without, type Listing } from './helpers.js';
+import { ManualClock } from '../../support/clock.js';
+import { fakeIp, fixtureListing, without, type Listing } from './helpers.js';
 
 class FakeCilium implements CiliumApi {
   healthy = true;
@@ -31,7 +32,7 @@ class FakeCilium implements CiliumApi {
 
 interface Harness {
   monitor: DatapathMonitor;
-  clock: FakeClock;
+  clock: ManualClock;
   cilium: FakeCilium;
   metrics: Registry;
   status: Map<string, unknown>;
@@ -48,7 +49,7 @@ afterEach(async () => {
   dirs.splice(0).forEach((dir) => rmSync(dir, { recursive: true, force: true }));
 });
 
-function harness(stateDir: string, clock = new FakeClock(), cilium = new FakeCilium()): Harness {
+function harness(stateDir: string, clock = new ManualClock(), cilium = new FakeCilium()): Harness {
   let listing = fixtureListing('cilium-pre-1.14');
   let fail = false;
   const logs: Record<string, unknown>[] = [];
