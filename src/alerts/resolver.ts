@@ -59,6 +59,8 @@ export class ResolverCache {
   readonly #known = new Map<string, KnownName>();
   readonly #state = new Map<string, { source: NameStatus['source']; lastError?: string }>();
   readonly #written = new Map<string, number>();
+  /** The query in flight per name, shared by every lookup of that name meanwhile (issue 11). */
+  readonly #inflight = new Map<string, { answer: Promise<Answer>; startedAt: number }>();
   readonly #resolve: ResolveName;
   readonly #fs: NonNullable<ResolverCacheOptions['fs']>;
   #writes: Promise<void> = Promise.resolve();
@@ -107,11 +109,8 @@ export class ResolverCache {
 
   /** Resolves one name: the resolver's answer, or the cached one when the resolver fails or hangs. */
   async resolve(hostname: string): Promise<Answer> {
-    const fresh = this.#resolve(hostname).then(
-      (addresses) => this.#remember(hostname, addresses),
-      (err: unknown) => ({ ok: false as const, reason: errorText(err) }),
-    );
     const timeoutMs = this.opts.timeoutMs ?? 2000;
+    const fresh = this.#query(hostname, timeoutMs);
     let timer: NodeJS.Timeout | undefined;
     const slow = new Promise<{ ok: false; reason: string }>((resolve) => {
       timer = setTimeout(() => resolve({ ok: false, reason: `the resolver did not answer within ${timeoutMs} ms` }), timeoutMs);
@@ -121,6 +120,31 @@ export class ResolverCache {
     clearTimeout(timer);
     if (first.ok) return first;
     return this.#fromCache(hostname, first.reason);
+  }
+
+  /**
+   * One resolver query per name at a time: N deliveries connecting to one receiver at once make
+   * one query, not N (a fleet's burst would otherwise multiply DNS load, and a slow resolver
+   * would tie up getaddrinfo's few threads). A query older than the timeout is no longer shared,
+   * so a resolver that hangs is asked again at most once per timeout, not never.
+   */
+  #query(hostname: string, timeoutMs: number): Promise<Answer> {
+    const now = this.opts.clock.monotonic();
+    const shared = this.#inflight.get(hostname);
+    if (shared && now - shared.startedAt < timeoutMs) return shared.answer;
+    const answer = Promise.resolve()
+      .then(() => this.#resolve(hostname))
+      .then(
+        (addresses) => this.#remember(hostname, addresses),
+        (err: unknown): Answer => ({ ok: false, reason: errorText(err) }),
+      );
+    const entry = { answer, startedAt: now };
+    this.#inflight.set(hostname, entry);
+    const done = (): void => {
+      if (this.#inflight.get(hostname) === entry) this.#inflight.delete(hostname);
+    };
+    void answer.then(done, done);
+    return answer;
   }
 
   /** The names seen so far, with their addresses' age (for /status). */
