@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { AlertPager, createAlerts } from './alerts/index.js';
-import { CiliumClient } from './cilium/client.js';
+import { CiliumClient, liveEndpointAddresses } from './cilium/client.js';
 import { formatConfigErrors, loadConfig, type Config, type ConfigFlags } from './config/index.js';
 import { DatapathMonitor, execIpRunner, ipItemWriter, itemKey, resolveProfiles } from './datapath/index.js';
 import { initialState } from './detector/index.js';
@@ -118,10 +118,22 @@ export function buildAgent(config: Config, log: Logger, clock: Clock = systemClo
         verifyStableMs: config.restore.verifyStableMs,
         rateLimitPerMinute: config.restore.rateLimitPerMinute,
         canWrite: netAdmin,
+        cniDevices: profiles.profiles.flatMap((profile) => profile.devices),
       },
       carriedOver,
     ),
-    restore: new RestoreAction({ gate, writer: ipItemWriter(ip, datapath, config.datapath.ip), datapath, verifyTcp: tcpConnects, config: config.restore }),
+    restore: new RestoreAction({
+      gate,
+      writer: ipItemWriter(ip, datapath, config.datapath.ip),
+      // Read fresh at write time: a pod deleted since the loss must not get its items back.
+      endpoints: async () => {
+        const listed = await cilium.endpoints();
+        return listed.ok ? { ok: true, addresses: liveEndpointAddresses(listed.value) } : { ok: false, reason: `${listed.reason} (${listed.hint})` };
+      },
+      datapath,
+      verifyTcp: tcpConnects,
+      config: config.restore,
+    }),
     datapath,
     pager: new AlertPager(alerts.alerter, { node: config.node, site: config.site }, () => restorePlan(gate, netAdmin)),
   });

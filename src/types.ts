@@ -128,6 +128,8 @@ export interface MissingItem {
   coincidedWithNetworkd?: boolean;
   /** "baseline": a learned member; "invariant": required by a profile but never learned here (never restored). */
   source?: 'baseline' | 'invariant';
+  /** The pod address a per-pod item belongs to (its ownership is re-confirmed with the CNI before a restore). */
+  pod?: string;
 }
 
 /** The result of diffing the live datapath against the baseline. */
@@ -198,6 +200,8 @@ export type SignalEvent =
   | { kind: 'RouteRemoved' | 'RouteAdded'; at: number; wallAt: number; item: RouteItem }
   | { kind: 'AddressRemoved' | 'AddressAdded'; at: number; wallAt: number; item: AddressItem }
   | { kind: 'NetworkdOnBus'; at: number; wallAt: number; present: boolean }
+  /** When the networkd process that now owns its bus name started (monotonic ms; may predate connwatch), from the process itself. */
+  | { kind: 'NetworkdStarted'; at: number; wallAt: number; startedAt: number; pid: number }
   | { kind: 'BusConnection'; at: number; wallAt: number; connected: boolean }
   /** A watcher may have missed changes (a monitor restarted, the kernel dropped events): re-read everything. */
   | { kind: 'WatchGap'; at: number; wallAt: number; source: string; reason: string };
@@ -274,6 +278,8 @@ export type VerifyPhase = 'written' | 'stable';
 export interface RestoreResult {
   /** Items the plan held back until networkd puts their address back. */
   held: { label: string; waitsFor: string }[];
+  /** Per-pod items not put back because the CNI no longer reports their endpoint (or could not say). */
+  withdrawn?: { key: string; label: string; reason: string; final: boolean }[];
   done:
     | { kind: 'unchanged'; decision: GateDecision }
     | { kind: 'nothing-writable' }
@@ -313,10 +319,16 @@ export type RestoreCount = 'restored' | 'partial' | 'failed' | 'rate_limited' | 
 /** What the detector asks the ladder to do; the ladder runs each through its box and feeds outcomes back. */
 export type DetectorCommand =
   | { kind: 'reread'; trigger: string; followUps: boolean }
-  /** networkd was at work at this monotonic time (the datapath dates losses and pauses learning by it). */
-  | { kind: 'networkdActivity'; at: number }
+  /**
+   * networkd was at work at this monotonic time (the datapath dates losses and pauses learning by it).
+   * `exact`: the time a networkd process started, read from the process; it replaces `supersedes`,
+   * the time its restart was heard.
+   */
+  | { kind: 'networkdActivity'; at: number; exact?: boolean; supersedes?: number }
   | { kind: 'cniRestarted'; at: number }
   | { kind: 'restore'; episode: number; items: MissingItem[]; evidence: unknown; unlessDeclined?: GateDecision }
+  /** A restore connwatch holds back itself (rate limit): journalled with the reason. */
+  | { kind: 'restoreHeld'; episode: number; items: MissingItem[]; why: string }
   | { kind: 'verify'; episode: number; phase: VerifyPhase }
   | { kind: 'checkTargets'; episode: number }
   | { kind: 'raise'; facts: PageFacts; timeline: TimelineEntry[]; startsAt: number }
@@ -351,7 +363,7 @@ export interface ItemWriter {
 export interface DatapathSensor {
   /** Re-reads now; resolves to the report of a read that started after the call (undefined when it failed). Follow-ups re-read again shortly after. */
   refresh(trigger: string, options?: { followUps?: boolean }): Promise<DamageReport | undefined>;
-  noteNetworkdActivity(at: number): void;
+  noteNetworkdActivity(at: number, options?: { exact?: boolean; supersedes?: number }): void;
   noteCniRestart(at: number): void;
 }
 
@@ -383,7 +395,8 @@ export interface ActionRequest {
 }
 
 /** Why the gate did or did not run an action. */
-export type GateDecision = 'executed' | 'shadowed' | 'disabled' | 'killed' | 'halted';
+/** `held`: connwatch held the action back itself (a rate limit) and journalled why; `submit` never returns it. */
+export type GateDecision = 'executed' | 'shadowed' | 'disabled' | 'killed' | 'halted' | 'held';
 
 /** The gate's answer: what it decided, what happened, and where it is journalled. */
 export interface GateResult {
@@ -397,6 +410,8 @@ export interface ActionGate {
   submit(request: ActionRequest): Promise<GateResult>;
   /** What the gate would decide for this action now, without journalling. */
   preview(kind: ActionKind): { decision: GateDecision; why?: string };
+  /** Journals that connwatch held this action back itself, and why (nothing runs). */
+  hold(request: Pick<ActionRequest, 'kind' | 'summary' | 'evidence'>, why: string): void;
 }
 
 // ─── alerts ─────────────────────────────────────────────────────────────────────────────────

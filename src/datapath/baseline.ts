@@ -100,6 +100,12 @@ interface Tracking {
 
 const MAX_ACTIVITY = 512;
 
+/** One time networkd was at work: heard (a signal, which may lag the kernel) or exact (its process started then). */
+interface Activity {
+  at: number;
+  exact: boolean;
+}
+
 /** Whether a missing member already is the rule an invariant asks for (then the invariant adds nothing). */
 function sameLookup(item: DatapathItem, wanted: RuleItem): boolean {
   return item.kind === 'rule' && item.family === wanted.family && item.action === 'lookup' && item.table === wanted.table;
@@ -116,7 +122,7 @@ export class BaselineCore {
   readonly #options: BaselineOptions;
   readonly #members = new Map<string, Member>();
   readonly #tracking = new Map<string, Tracking>();
-  #activity: number[] = [];
+  #activity: Activity[] = [];
 
   constructor(profiles: readonly CniProfile[], options: BaselineOptions, members: readonly Member[] = []) {
     this.#profiles = profiles;
@@ -137,17 +143,26 @@ export class BaselineCore {
     return [...this.#members.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
-  /** networkd did something (restart, link configuring, address re-add) at this monotonic time. */
-  noteNetworkdActivity(at: number): void {
-    const index = this.#activity.findIndex((time) => time > at);
-    if (index === -1) this.#activity.push(at);
-    else this.#activity.splice(index, 0, at);
+  /**
+   * networkd did something (restart, link configuring, address re-add) at this monotonic time.
+   * `exact`: a networkd process started then (read from the process); `supersedes` is the time its
+   * restart was heard, which the exact time replaces.
+   */
+  noteNetworkdActivity(at: number, options: { exact?: boolean; supersedes?: number } = {}): void {
+    if (options.supersedes !== undefined) {
+      const heard = this.#activity.findIndex((entry) => !entry.exact && entry.at === options.supersedes);
+      if (heard !== -1) this.#activity.splice(heard, 1);
+    }
+    const entry = { at, exact: options.exact ?? false };
+    const index = this.#activity.findIndex((other) => other.at > at);
+    if (index === -1) this.#activity.push(entry);
+    else this.#activity.splice(index, 0, entry);
     if (this.#activity.length > MAX_ACTIVITY) this.#activity = this.#activity.slice(-MAX_ACTIVITY);
   }
 
   /** The latest networkd activity, if any. */
   lastNetworkdActivity(): number | undefined {
-    return this.#activity.at(-1);
+    return this.#activity.at(-1)?.at;
   }
 
   /** Whether networkd has been quiet long enough to learn. */
@@ -158,7 +173,21 @@ export class BaselineCore {
 
   /** Whether networkd did anything in [from, to]. */
   networkdActiveBetween(from: number, to: number): boolean {
-    return this.#activity.some((time) => time >= from && time <= to);
+    return this.#activity.some((entry) => entry.at >= from && entry.at <= to);
+  }
+
+  /**
+   * Whether a loss first seen missing at `since` (last seen present at `lastPresentAt`) coincided with
+   * networkd: activity between when it was last present (or `slack` before it was seen missing)
+   * and `slack` after — except that a networkd process known to have started after the loss was
+   * seen cannot have caused it, nor can anything it did after it started.
+   */
+  #coincided(since: number, lastPresentAt: number | undefined): boolean {
+    const slack = this.#options.coincidenceSlackMs;
+    const from = lastPresentAt !== undefined ? Math.min(lastPresentAt, since - slack) : since - slack;
+    const laterStart = this.#activity.find((entry) => entry.exact && entry.at > since);
+    const to = Math.min(since + slack, laterStart ? laterStart.at - 1e-6 : Infinity);
+    return this.networkdActiveBetween(from, to);
   }
 
   /** One learning step against a live snapshot; `now` monotonic, `wallNow` epoch ms. */
@@ -174,17 +203,21 @@ export class BaselineCore {
         continue;
       }
       this.#dropGoneEndpoints(profile, cni, outcome);
+      // A per-pod item in the kernel for an endpoint the CNI lists is the CNI's, whatever networkd
+      // is doing: learning it at once is what lets a flush right after a pod starts be repaired.
       if (!quiet) {
-        outcome.refused.push(`${profile.name}: networkd activity in the last ${this.#options.quietMs} ms`);
+        outcome.refused.push(`${profile.name}: networkd activity in the last ${this.#options.quietMs} ms (only new pods' items learned)`);
+        this.#addLive(profile, cni, live, wallNow, outcome, true);
         continue;
       }
       if (cni.reinstalled) this.#dropNotReinstalled(profile, live, outcome);
       const breach = breaches.find((candidate) => candidate.profile === profile.name);
       if (breach) {
-        outcome.refused.push(`${profile.name}: live state breaks an invariant (${breach.invariant.description}); not learning from it`);
+        outcome.refused.push(`${profile.name}: live state breaks an invariant (${breach.invariant.description}); not learning from it (only new pods' items)`);
+        this.#addLive(profile, cni, live, wallNow, outcome, true);
         continue;
       }
-      this.#addLive(profile, cni, live, wallNow, outcome);
+      this.#addLive(profile, cni, live, wallNow, outcome, false);
     }
     return outcome;
   }
@@ -203,9 +236,10 @@ export class BaselineCore {
     }
   }
 
-  #addLive(profile: CniProfile, cni: CniEvidence, live: Map<string, Member>, wallNow: number, outcome: LearnOutcome): void {
+  #addLive(profile: CniProfile, cni: CniEvidence, live: Map<string, Member>, wallNow: number, outcome: LearnOutcome, perPodOnly: boolean): void {
     for (const candidate of live.values()) {
       if (candidate.profile !== profile.name || this.#members.has(candidate.key)) continue;
+      if (perPodOnly && candidate.pod === undefined) continue;
       // A per-pod item joins only when the CNI lists its pod: a leftover of a gone pod is not the CNI's state.
       if (candidate.pod !== undefined && !cni.endpoints?.has(candidate.pod)) continue;
       const member = { ...candidate, learnedAt: wallNow };
@@ -298,8 +332,6 @@ export class BaselineCore {
     tracking: Tracking,
   ): MissingMember {
     const since = tracking.missingSince ?? 0;
-    const slack = this.#options.coincidenceSlackMs;
-    const from = tracking.lastPresentAt !== undefined ? Math.min(tracking.lastPresentAt, since - slack) : since - slack;
     const entry: MissingMember = {
       key,
       label: describeItem(item),
@@ -309,7 +341,7 @@ export class BaselineCore {
       matcher: origin.matcher,
       source,
       missingSince: since,
-      coincidedWithNetworkd: this.networkdActiveBetween(from, since + slack),
+      coincidedWithNetworkd: this.#coincided(since, tracking.lastPresentAt),
     };
     if (origin.pod !== undefined) entry.pod = origin.pod;
     return entry;

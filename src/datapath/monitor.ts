@@ -108,8 +108,8 @@ export class DatapathMonitor implements DatapathSensor {
   }
 
   /** networkd did something at this monotonic time (the detector's rule says what counts). */
-  noteNetworkdActivity(at: number): void {
-    this.#core.noteNetworkdActivity(at);
+  noteNetworkdActivity(at: number, options: { exact?: boolean; supersedes?: number } = {}): void {
+    this.#core.noteNetworkdActivity(at, options);
   }
 
   /** The CNI restarted at this monotonic time: once it is healthy and settled, its state is adopted. */
@@ -194,7 +194,10 @@ export class DatapathMonitor implements DatapathSensor {
     const report = this.#core.assess(read.snapshot, trigger, read.snapshot.at);
     this.#publishReport(report);
     if (report.withheld.length > 0) this.#scheduleGraceChecks();
-    const wantsEvidence = trigger === 'start' || trigger === 'steady' || report.withheld.length > 0 || report.missing.some((entry) => entry.pod);
+    // A rule or route the CNI just added is learned at once (a new pod's items must be known before
+    // the next flush can take them), not at the next steady pass.
+    const added = trigger === 'RuleAdded' || trigger === 'RouteAdded';
+    const wantsEvidence = added || trigger === 'start' || trigger === 'steady' || report.withheld.length > 0 || report.missing.some((entry) => entry.pod);
     // Not awaited: the CNI's API may hang mid-incident, and reads must not wait for it.
     if (wantsEvidence) void this.#learnSoon(trigger);
     return report;

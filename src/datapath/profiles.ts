@@ -85,6 +85,10 @@ export const profileSchema = z.strictObject({
   rules: z.array(ruleMatcherSchema).default([]).describe('Rules this profile claims.'),
   routes: z.array(routeMatcherSchema).default([]).describe('Routes this profile claims.'),
   invariants: z.array(invariantSchema).default([]).describe('Rules that must exist without learning.'),
+  devices: z
+    .array(z.string().min(1))
+    .default([])
+    .describe("The CNI's own links, by name (a trailing * matches a prefix): address changes on them are the CNI's doing (a pod leaving), never networkd activity."),
 });
 
 export type CniProfile = z.infer<typeof profileSchema>;
@@ -104,6 +108,7 @@ export const ciliumProfile: CniProfile = {
   name: 'cilium',
   description: 'Cilium agent (pre-1.14 proto unspec/boot rules and ≥ 1.14 proto kernel rules)',
   endpoints: 'cilium',
+  devices: ['lxc*', 'cilium_*'],
   rules: [
     { description: 'proxy ingress: fwmark 0x200/0xf00 → table 2004', priorities: [9], fwmark: { value: 0x200, mask: 0xf00 }, tables: ['2004'], severity: 'degraded' },
     { description: 'proxy egress: fwmark 0xa00/0xf00 → table 2005', priorities: [10], fwmark: { value: 0xa00, mask: 0xf00 }, tables: ['2005'], severity: 'degraded' },

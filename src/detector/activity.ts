@@ -19,16 +19,20 @@ const CONFIGURING = new Set(['pending', 'initialized', 'configuring']);
 /**
  * Reads one signal. `onBusBefore` is whether networkd was on the bus before this event
  * (undefined until known): appearing after an absence is a (re)start, while its presence
- * reported at connect is just the current state.
+ * reported at connect is just the current state. Addresses on the CNI's own devices
+ * (`cniDevices`, names with a trailing * for a prefix: a pod's veth going away with its pod) are
+ * the CNI's doing, not networkd's.
  */
-export function readNetworkd(event: SignalEvent, onBusBefore: boolean | undefined): NetworkdReading | undefined {
+export function readNetworkd(event: SignalEvent, onBusBefore: boolean | undefined, cniDevices: readonly string[] = []): NetworkdReading | undefined {
   switch (event.kind) {
     case 'NetworkdRestarted':
       return { restart: true, what: 'networkd restarted' };
+    case 'NetworkdStarted':
+      return { restart: false, what: `networkd process ${event.pid} started ${Math.round(event.at - event.startedAt)} ms before connwatch heard of it` };
     case 'AddressRemoved':
-      return { restart: false, what: `address removed: ${event.item.address} dev ${event.item.dev}` };
     case 'AddressAdded':
-      return { restart: false, what: `address added: ${event.item.address} dev ${event.item.dev}` };
+      if (cniDevices.some((pattern) => deviceMatches(pattern, event.item.dev))) return undefined;
+      return { restart: false, what: `${event.kind === 'AddressRemoved' ? 'address removed' : 'address added'}: ${event.item.address} dev ${event.item.dev}` };
     case 'LinkStateChanged':
       return event.administrativeState !== undefined && CONFIGURING.has(event.administrativeState)
         ? { restart: false, what: `link ${event.ifindex} ${event.administrativeState}` }
@@ -38,6 +42,11 @@ export function readNetworkd(event: SignalEvent, onBusBefore: boolean | undefine
     default:
       return undefined;
   }
+}
+
+/** Whether a device name matches a pattern ("lxc*" is a prefix; anything else the exact name). */
+function deviceMatches(pattern: string, dev: string): boolean {
+  return pattern.endsWith('*') ? dev.startsWith(pattern.slice(0, -1)) : dev === pattern;
 }
 
 /** Which signals call for an immediate re-read of the datapath. */

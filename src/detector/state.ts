@@ -17,6 +17,8 @@ export interface DetectorConfig {
   rateLimitPerMinute: number;
   /** Whether this process may change rules and routes; without it the restore is skipped and says so. */
   canWrite: { ok: boolean; reason?: string };
+  /** The CNI's own devices by name ("lxc*" is a prefix): their address changes are not networkd's doing. */
+  cniDevices: string[];
 }
 
 /** One networkd episode: from the first sign of networkd at work to restored, fighting, failed or ended. */
@@ -77,6 +79,10 @@ export interface DetectorState {
   unrepaired?: Unrepaired;
   /** Keys of items networkd removed while a previous run's restore was declined; dropped once present again. */
   carried: string[];
+  /** Keys of per-pod items whose endpoint the CNI no longer reports: never put back; dropped once no longer missing. */
+  withdrawn: string[];
+  /** When the last networkd restart was heard (its process start, once read, replaces it). */
+  restartHeardAt?: number;
   /** Monotonic times of recent writes, for the per-minute rate limit. */
   recentWrites: number[];
   /** The last write anywhere: a read that started before it cannot say its items are missing. */
@@ -91,7 +97,7 @@ export interface DetectorState {
 
 /** A fresh detector. `carried`: keys a previous run's journal says networkd removed while the restore was declined. */
 export function initialState(config: DetectorConfig, carried: readonly string[] = []): DetectorState {
-  return { config, managedLinks: {}, episodes: 0, carried: [...carried], recentWrites: [], pages: {} };
+  return { config, managedLinks: {}, episodes: 0, carried: [...carried], withdrawn: [], recentWrites: [], pages: {} };
 }
 
 /** The node's state on the detector's state machine. */

@@ -72,6 +72,16 @@ export function step(state: DetectorState, input: DetectorInput, now: Instant): 
 
 // ─── inputs ─────────────────────────────────────────────────────────────────────────────────
 
+/** How long after a networkd process started its restart may be heard and still be the same restart. */
+const SAME_RESTART_MS = 10_000;
+
+/** A networkd process's start, read from the process: exact activity that replaces when its restart was heard. */
+function processStart(s: DetectorState, event: Extract<SignalEvent, { kind: 'NetworkdStarted' }>): DetectorCommand {
+  const heard = s.restartHeardAt;
+  const sameRestart = heard !== undefined && heard >= event.startedAt && heard - event.startedAt <= SAME_RESTART_MS;
+  return { kind: 'networkdActivity', at: event.startedAt, exact: true, ...(sameRestart ? { supersedes: heard } : {}) };
+}
+
 /** Signals that change nothing the detector keeps (rule, route and upgrade events, Cilium restarts). */
 function leavesStateAlone(event: SignalEvent): boolean {
   return event.kind !== 'LinkStateChanged' && event.kind !== 'NetworkdOnBus' && readNetworkd(event, undefined) === undefined;
@@ -79,9 +89,11 @@ function leavesStateAlone(event: SignalEvent): boolean {
 
 function onSignal(run: Run, event: SignalEvent): void {
   const { s } = run;
-  const reading = readNetworkd(event, s.networkdOnBus);
+  const reading = readNetworkd(event, s.networkdOnBus, s.config.cniDevices);
   if (event.kind === 'NetworkdOnBus') s.networkdOnBus = event.present;
-  if (reading) run.out.push({ kind: 'networkdActivity', at: event.at });
+  if (event.kind === 'NetworkdStarted') run.out.push(processStart(s, event));
+  else if (reading) run.out.push({ kind: 'networkdActivity', at: event.at });
+  if (event.kind === 'NetworkdRestarted') s.restartHeardAt = event.at;
   if (event.kind === 'CiliumRestarted') run.out.push({ kind: 'cniRestarted', at: event.at });
   const e = s.episode;
   if (e && liftsHold(event)) {
@@ -91,7 +103,10 @@ function onSignal(run: Run, event: SignalEvent): void {
   // Only networkd's own doings move the episode (not, say, the echoes of connwatch's writes).
   if (event.kind === 'LinkStateChanged' || reading) {
     if (event.kind === 'LinkStateChanged') linkState(run, event.ifindex, event.administrativeState, reading?.what, event);
-    else if (reading) activity(run, event.at, event.wallAt, reading.what, reading.restart);
+    else if (event.kind === 'NetworkdStarted') {
+      // A start long past (networkd running since boot) is no episode; a recent one before connwatch listened is.
+      if (reading && run.now.at - event.startedAt <= s.config.episodeMs) activity(run, event.at, event.wallAt, reading.what, false);
+    } else if (reading) activity(run, event.at, event.wallAt, reading.what, reading.restart);
     if (s.episode) s.episode.parked = false;
     reconsider(run);
   }
@@ -100,9 +115,10 @@ function onSignal(run: Run, event: SignalEvent): void {
 
 function onDamage(run: Run, report: DamageReport): void {
   const { s } = run;
-  if (s.carried.length > 0) {
+  if (s.carried.length > 0 || s.withdrawn.length > 0) {
     const missingKeys = new Set(report.missing.map((m) => m.key));
     s.carried = s.carried.filter((key) => missingKeys.has(key));
+    s.withdrawn = s.withdrawn.filter((key) => missingKeys.has(key));
   }
   // A read that started before the last write cannot say what that write put back: it raced it.
   if (readBeforeWrite(s, report)) return;
@@ -149,8 +165,15 @@ function onRestored(run: Run, episode: number, result: RestoreResult): void {
   } else if (done.kind === 'declined') {
     count(run, done.decision);
   }
+  const gone = (result.withdrawn ?? []).filter((w) => w.final);
+  s.withdrawn = [...new Set([...s.withdrawn, ...gone.map((w) => w.key)])];
   const e = current(s, episode);
   if (!e) return settle(run);
+  if (result.withdrawn?.length) {
+    const withdrawn = new Set(gone.map((w) => w.key));
+    e.missing = e.missing.filter((m) => !withdrawn.has(m.key));
+    note(run, e, `not put back: ${result.withdrawn.map((w) => `${w.label} (${w.reason})`).join('; ')}`);
+  }
   if (result.held.length > 0) note(run, e, `held until networkd puts addresses back: ${result.held.map((h) => `${h.label} (waits for ${h.waitsFor})`).join('; ')}`);
   switch (done.kind) {
     case 'unchanged':
@@ -158,9 +181,10 @@ function onRestored(run: Run, episode: number, result: RestoreResult): void {
       e.parked = true;
       break;
     case 'nothing-writable': {
+      e.state = 'waiting';
+      if (e.missing.length === 0) break;
       // Nothing can be written yet; the next networkd signal (an address coming back) reconsiders —
       // or already did while the plan was being made: then look again at once.
-      e.state = 'waiting';
       const holdMs = (e.liftedAt ?? -Infinity) >= (e.attemptAt ?? Infinity) ? 0 : s.config.quietPeriodMs;
       e.holdUntil = now.at + holdMs;
       setWake(e, now.at + holdMs, 'reconsider');
@@ -317,7 +341,7 @@ function flushOver(s: DetectorState, e: Episode): boolean {
 
 /** What a restore may put back: items networkd just removed (or removed while a previous run's restore was declined); never an invariant that was not learned here. */
 function repairableOf(s: DetectorState, report: DamageReport): MissingItem[] {
-  return report.missing.filter((m) => m.source !== 'invariant' && ((m.coincidedWithNetworkd ?? report.coincidedWithNetworkd) || s.carried.includes(m.key)));
+  return report.missing.filter((m) => m.source !== 'invariant' && !s.withdrawn.includes(m.key) && ((m.coincidedWithNetworkd ?? report.coincidedWithNetworkd) || s.carried.includes(m.key)));
 }
 
 function readBeforeWrite(s: DetectorState, report: DamageReport): boolean {
@@ -346,10 +370,14 @@ function attempt(run: Run, e: Episode): void {
   }
   const holdLeft = (e.holdUntil ?? 0) - now.at;
   if (holdLeft > 0) return setWake(e, now.at + holdLeft, 'reconsider');
-  const waitMs = rateLimitWait(s, now.at);
+  // The rate limit is for a flapping networkd; an item without which the node is dark never waits
+  // for it (the repeat cap still ends a fight).
+  const waitMs = e.missing.some((m) => m.severity === 'critical') ? 0 : rateLimitWait(s, now.at);
   if (waitMs > 0) {
+    const why = `rate limited: next restore in ${Math.round(waitMs)} ms`;
     count(run, 'rate_limited');
-    note(run, e, `rate limited: next restore in ${Math.round(waitMs)} ms`);
+    note(run, e, why);
+    run.out.push({ kind: 'restoreHeld', episode: e.id, items: e.missing, why });
     return setWake(e, now.at + waitMs, 'reconsider');
   }
   if (e.restores >= s.config.maxRepeats) return e.lastWriteFailure ? failed(run, e, e.lastWriteFailure, false) : fighting(run, e);

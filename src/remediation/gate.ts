@@ -92,6 +92,14 @@ export class Gate implements ActionGate {
     return { decision: 'executed', outcome, journalSeq: intent.seq };
   }
 
+  /** Journals an action connwatch held back itself (a rate limit), with why; nothing runs. */
+  hold(request: Pick<ActionRequest, 'kind' | 'summary' | 'evidence'>, why: string): void {
+    const { log, journal, clock } = this.#opts;
+    const entry = journal.append({ wallAt: clock.now(), phase: 'intent', action: request.kind, decision: 'held', summary: `${request.summary} (${why})`, evidence: request.evidence });
+    if (entry.error) log.error({ action: request.kind, err: entry.error }, 'action journal write failed');
+    this.#decisions.inc({ action: request.kind, decision: 'held', result: 'none' });
+  }
+
   /** What the gate would decide now, without journalling: for /status and `check`. */
   preview(kind: ActionKind): { decision: GateDecision; why?: string } {
     return this.#decide(kind);

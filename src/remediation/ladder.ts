@@ -9,6 +9,11 @@ import { incidentSnapshot, step, type DetectorState } from '../detector/index.js
 import type { BoxContext, DamageReport, DatapathSensor, DetectorCommand, DetectorInput, Pager, SignalEvent, Verdict } from '../types.js';
 import type { RestoreAction } from './restore.js';
 
+/** A command kind without a case here does not compile. */
+function unreachable(command: never): never {
+  throw new Error(`unknown detector command ${JSON.stringify(command)}`);
+}
+
 export interface LadderDeps {
   ctx: BoxContext;
   /** The detector's starting state (initialState(config, carried)). */
@@ -120,7 +125,7 @@ export class Ladder {
         void datapath.refresh(command.trigger, { followUps: command.followUps });
         return;
       case 'networkdActivity':
-        return datapath.noteNetworkdActivity(command.at);
+        return datapath.noteNetworkdActivity(command.at, { ...(command.exact ? { exact: true } : {}), ...(command.supersedes !== undefined ? { supersedes: command.supersedes } : {}) });
       case 'cniRestarted':
         return datapath.noteCniRestart(command.at);
       case 'restore':
@@ -128,6 +133,8 @@ export class Ladder {
           async () => ({ kind: 'restored', episode: command.episode, result: await restore.write(command) }),
           (reason) => ({ kind: 'restored', episode: command.episode, result: { held: [], done: { kind: 'written', keys: [], labels: [], outcome: { ok: false, reason } } } }),
         );
+      case 'restoreHeld':
+        return restore.hold(command);
       case 'verify':
         return this.#act(
           async () => ({ kind: 'verified', episode: command.episode, phase: command.phase, report: await restore.verify(command.phase) }),
@@ -151,6 +158,8 @@ export class Ladder {
       case 'log':
         this.#deps.ctx.log[command.level](command.fields ?? {}, command.msg);
         return;
+      default:
+        return unreachable(command);
     }
   }
 

@@ -10,8 +10,13 @@ import type { JournalEntry } from './journal.js';
 /** How long a previous run's declined restore keeps its items repairable across a connwatch restart. */
 export const CARRY_OVER_MS = 60 * 60 * 1000;
 
+/** The pod addresses the CNI serves now, read fresh from its API (never the learned state). */
+export type LiveEndpoints = () => Promise<{ ok: true; addresses: ReadonlySet<string> } | { ok: false; reason: string }>;
+
 export interface RestoreActionDeps {
   gate: ActionGate;
+  /** Without it (a profile with no endpoint source), per-pod items are never put back. */
+  endpoints?: LiveEndpoints;
   writer: ItemWriter;
   datapath: Pick<DatapathSensor, 'refresh'>;
   verifyTcp?: TcpVerifier;
@@ -24,17 +29,23 @@ type RestoreCommand = Extract<DetectorCommand, { kind: 'restore' }>;
 export class RestoreAction {
   constructor(private readonly deps: RestoreActionDeps) {}
 
-  /** Plans, and writes what can be written through the gate. */
+  /**
+   * Re-confirms per-pod ownership with the CNI, plans, and writes what can be written through the
+   * gate. A per-pod item whose endpoint the CNI no longer reports is withdrawn for good (its pod is
+   * gone and its address may be the next pod's); one the CNI could not be asked about waits.
+   */
   async write(command: RestoreCommand): Promise<RestoreResult> {
     const { gate, writer } = this.deps;
     if (command.unlessDeclined !== undefined) {
       const decision = gate.preview('restore').decision;
       if (decision === command.unlessDeclined) return { held: [], done: { kind: 'unchanged', decision } };
     }
-    const plan = await writer.plan(command.items.map((m) => m.item));
-    const labels = new Map(command.items.map((m) => [m.item, m]));
+    const { keep, withdrawn } = await this.#confirmOwnership(command.items);
+    const plan = await writer.plan(keep.map((m) => m.item));
+    const labels = new Map(keep.map((m) => [m.item, m]));
     const held = plan.held.map((h) => ({ label: labelOf(labels, h.item), waitsFor: h.waitsFor }));
-    if (plan.ordered.length === 0) return { held, done: { kind: 'nothing-writable' } };
+    const extra = withdrawn.length > 0 ? { withdrawn } : {};
+    if (plan.ordered.length === 0) return { held, ...extra, done: { kind: 'nothing-writable' } };
     const items = plan.ordered;
     const itemLabels = items.map((item) => labelOf(labels, item));
     const result = await gate.submit({
@@ -43,8 +54,28 @@ export class RestoreAction {
       evidence: command.evidence,
       execute: (signal) => this.#writeAll(items, itemLabels, signal),
     });
-    if (result.decision !== 'executed') return { held, done: { kind: 'declined', decision: result.decision, why: gate.preview('restore').why ?? result.decision, count: items.length } };
-    return { held, done: { kind: 'written', keys: items.map((item) => keyOf(labels, item)), labels: itemLabels, outcome: result.outcome as ActionOutcome } };
+    if (result.decision !== 'executed') return { held, ...extra, done: { kind: 'declined', decision: result.decision, why: gate.preview('restore').why ?? result.decision, count: items.length } };
+    return { held, ...extra, done: { kind: 'written', keys: items.map((item) => keyOf(labels, item)), labels: itemLabels, outcome: result.outcome as ActionOutcome } };
+  }
+
+  async #confirmOwnership(items: MissingItem[]): Promise<{ keep: MissingItem[]; withdrawn: NonNullable<RestoreResult['withdrawn']> }> {
+    const perPod = items.filter((m) => m.pod !== undefined);
+    if (perPod.length === 0) return { keep: items, withdrawn: [] };
+    const live = this.deps.endpoints ? await this.deps.endpoints() : { ok: false as const, reason: 'no endpoint source for per-pod items' };
+    const withdrawn: NonNullable<RestoreResult['withdrawn']> = [];
+    const keep = items.filter((m) => {
+      if (m.pod === undefined) return true;
+      if (!live.ok) withdrawn.push({ key: m.key, label: m.label, reason: `cannot confirm endpoint ${m.pod} with the CNI: ${live.reason}`, final: false });
+      else if (!live.addresses.has(m.pod.toLowerCase())) withdrawn.push({ key: m.key, label: m.label, reason: `the CNI no longer reports endpoint ${m.pod}`, final: true });
+      else return true;
+      return false;
+    });
+    return { keep, withdrawn };
+  }
+
+  /** Journals a restore connwatch holds back itself (the rate limit), with the reason. */
+  hold(command: Extract<DetectorCommand, { kind: 'restoreHeld' }>): void {
+    this.deps.gate.hold({ kind: 'restore', summary: `re-install ${command.items.length} item(s) networkd removed: ${command.items.map((m) => m.label).join('; ')}`, evidence: { episode: command.episode, missing: command.items } }, command.why);
   }
 
   /** A fresh re-read; a failed read is an error, never a stale "all clear". */

@@ -15,6 +15,9 @@ export function logSignal(log: Logger, event: SignalEvent): void {
     case 'WatchGap':
       log.warn({ source: event.source, reason: event.reason }, 'signal: a watcher may have missed changes; re-reading the datapath');
       return;
+    case 'NetworkdStarted':
+      log.info({ pid: event.pid, startedMsBeforeHeard: Math.round(event.at - event.startedAt) }, 'signal: networkd process start time read');
+      return;
     case 'NetworkdOnBus':
       log.info({ present: event.present }, event.present ? 'signal: networkd on the bus' : 'signal: networkd not on the bus');
       return;

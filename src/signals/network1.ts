@@ -11,6 +11,7 @@ import type { Clock, SignalEvent, SignalOrigin } from '../types.js';
 import type { BusSession, BusWatcher } from './bus-connection.js';
 import { isSignal, readPropertiesChanged, readStrings, stringProp } from './dbus-message.js';
 import { linkIfindex, NETWORK1_LINK_PREFIX } from './object-path.js';
+import { readProcessStart } from './process-start.js';
 
 export const NETWORK1_NAME = 'org.freedesktop.network1';
 const LINK_IFACE = 'org.freedesktop.network1.Link';
@@ -44,6 +45,7 @@ export class Network1Watcher implements BusWatcher {
   #state: Network1State = { owner: undefined, known: false };
   /** Link messages from a sender that does not own the name (yet): replayed if it becomes the owner. */
   #unconfirmed: { sender: string; msg: Message; receivedAt: number }[] = [];
+  #session: BusSession | undefined;
 
   constructor(
     private readonly clock: Clock,
@@ -56,6 +58,7 @@ export class Network1Watcher implements BusWatcher {
   }
 
   async connected(session: BusSession): Promise<void> {
+    this.#session = session;
     const reply = await session.call({
       destination: 'org.freedesktop.DBus',
       path: '/org/freedesktop/DBus',
@@ -71,11 +74,40 @@ export class Network1Watcher implements BusWatcher {
       this.log.warn({ reason: reply.reason }, 'signals: could not ask who owns org.freedesktop.network1; presence unknown until it changes');
       return;
     }
-    this.#setPresence(reply.ok && typeof reply.body[0] === 'string' ? reply.body[0] : undefined);
+    const owner = reply.ok && typeof reply.body[0] === 'string' ? reply.body[0] : undefined;
+    this.#setPresence(owner);
+    // networkd may have restarted just before connwatch listened: its start time says so.
+    if (owner) this.#learnStart(owner);
   }
 
   disconnected(): void {
     this.#state = { owner: undefined, known: false };
+    this.#session = undefined;
+  }
+
+  #learnStart(owner: string): void {
+    this.#readStart(owner).catch((err: unknown) => this.log.debug({ err, owner }, 'signals: cannot tell when networkd started'));
+  }
+
+  /** Asks the bus for the owner's PID and reads when that process started; says nothing when it cannot tell. */
+  async #readStart(owner: string): Promise<void> {
+    const session = this.#session;
+    if (!session) return;
+    const reply = await session.call({
+      destination: 'org.freedesktop.DBus',
+      path: '/org/freedesktop/DBus',
+      interface: 'org.freedesktop.DBus',
+      member: 'GetConnectionUnixProcessID',
+      signature: 's',
+      body: [owner],
+    });
+    const pid = reply.ok ? Number(reply.body[0]) : NaN;
+    if (!Number.isInteger(pid) || pid <= 0) return this.log.debug({ owner, reason: reply.ok ? 'no PID' : reply.reason }, 'signals: cannot tell when networkd started');
+    const startedAt = await readProcessStart(pid, () => this.clock.monotonic());
+    // Not visible from here (another PID namespace): the restart's heard time stays the evidence.
+    if (startedAt === undefined) return this.log.debug({ pid }, 'signals: networkd\'s process is not visible here; its start time is unknown');
+    if (this.#state.owner !== owner) return;
+    this.emit('network1', { kind: 'NetworkdStarted', ...this.#now(), startedAt, pid });
   }
 
   message(msg: Message): void {
@@ -96,6 +128,7 @@ export class Network1Watcher implements BusWatcher {
     if (newOwner !== '') {
       this.log.info({ owner: newOwner }, 'signals: org.freedesktop.network1 has a new owner (networkd started)');
       this.emit('network1', { kind: 'NetworkdRestarted', ...this.#now(), origins: ['network1'] });
+      this.#learnStart(newOwner);
     }
     // networkd announces link states before it acquires its name: what it said meanwhile counts now.
     const early = this.#unconfirmed.filter((u) => u.sender === newOwner);

@@ -67,8 +67,18 @@ describe('learning', () => {
     const core = new BaselineCore([ciliumProfile], options);
     if (activityAt !== T0) core.noteNetworkdActivity(activityAt);
     const outcome = core.learn(snapshot(pre), evidence as EvidenceBySource, T0, WALL);
-    expect(outcome.added).toEqual([]);
+    // Only a listed pod's own items may still join (below); nothing of the node-wide state does.
+    expect(outcome.added.filter((member) => member.pod === undefined)).toEqual([]);
     expect(outcome.refused).toEqual([expect.stringMatching(reason)]);
+  });
+
+  it('regression (issue 12): learns a listed pod\'s items at once even while networkd is at work, and nothing else', () => {
+    const core = new BaselineCore([ciliumProfile], options);
+    core.noteNetworkdActivity(T0 - 2_000);
+    const outcome = core.learn(snapshot(pre), healthy, T0, WALL);
+    expect(outcome.added.length).toBeGreaterThan(0);
+    expect(new Set(outcome.added.map((member) => member.pod))).toEqual(new Set(['10.0.1.5', 'fd01::5']));
+    expect(outcome.refused).toEqual([expect.stringMatching(/networkd activity.*only new pods' items learned/)]);
   });
 
   it('learns once networkd has been quiet long enough', () => {
@@ -80,7 +90,7 @@ describe('learning', () => {
   it('never learns a state that breaks an invariant (first start after a flush)', () => {
     const core = new BaselineCore([ciliumProfile], options);
     const outcome = core.learn(snapshot(flushForeignRules(pre)), healthy, T0, WALL);
-    expect(outcome.added).toEqual([]);
+    expect(outcome.added.filter((member) => member.pod === undefined)).toEqual([]);
     expect(outcome.refused).toEqual([expect.stringMatching(/breaks an invariant/)]);
   });
 
@@ -142,6 +152,30 @@ describe('damage', () => {
     expect(core.assess(snapshot(flushed, T0 + 100), 'RuleRemoved', T0 + 100).coincidedWithNetworkd).toBe(false);
     core.noteNetworkdActivity(T0 + 300);
     expect(core.assess(snapshot(flushed, T0 + 400), 'NetworkdRestarted', T0 + 400).coincidedWithNetworkd).toBe(true);
+  });
+
+  it('regression (issue 12): a loss seen before networkd\'s process started is not networkd\'s, whatever that process does after', () => {
+    const core = learned();
+    core.assess(snapshot(pre, T0), 'steady', T0);
+    const gone = { ...pre, rule4: without(pre.rule4, (entry) => entry.priority === 9) };
+    expect(core.assess(snapshot(gone, T0 + 23), 'RuleRemoved', T0 + 23).coincidedWithNetworkd).toBe(false);
+    core.noteNetworkdActivity(T0 + 130); // the restart, heard
+    core.noteNetworkdActivity(T0 + 150); // a link configuring, heard
+    expect(core.assess(snapshot(gone, T0 + 160), 'NetworkdRestarted', T0 + 160).coincidedWithNetworkd).toBe(true); // the heard time alone cannot tell
+    core.noteNetworkdActivity(T0 + 100, { exact: true, supersedes: T0 + 130 }); // read from the process: it started at +100
+    const report = core.assess(snapshot(flushForeignRules(gone), T0 + 200), 'NetworkdStarted', T0 + 200);
+    const attribution = Object.fromEntries(report.missing.map((entry) => [describeItem(entry.item), entry.coincidedWithNetworkd]));
+    expect(attribution['-4 rule pref 9 from all fwmark 0x200/0xf00 lookup 2004 proto unspec']).toBe(false);
+    // What the new process flushed after it started is its doing.
+    expect(attribution['-4 rule pref 100 from all lookup local proto unspec']).toBe(true);
+  });
+
+  it('regression (issue 12): a flush by a networkd that started just before connwatch\'s first read is networkd\'s', () => {
+    const core = learned();
+    core.noteNetworkdActivity(T0 - 300, { exact: true });
+    const report = core.assess(snapshot(flushForeignRules(pre), T0), 'start', T0);
+    expect(report.missing.length).toBeGreaterThan(0);
+    expect(report.missing.every((entry) => entry.coincidedWithNetworkd)).toBe(true);
   });
 
   it('reports the silent route loss of ≥1.14 (kernel drops routes when networkd re-adds the address)', () => {

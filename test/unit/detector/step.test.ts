@@ -230,21 +230,38 @@ describe('the restore episode (step on the hand-moved clock)', () => {
     expect(last(w)).toBeUndefined();
   });
 
-  it('a flap past the rate limit waits, says so, and then restores', () => {
+  it('a flap past the rate limit holds back a degraded item, journals why, and then restores', () => {
     const w = new World({ config: { rateLimitPerMinute: 1, episodeMs: 5_000 } });
-    w.remove(...ALL);
+    w.remove(proxyRule);
     w.damage();
     w.advance(CONFIG.quietPeriodMs + CONFIG.verifyStableMs);
     expect(last(w)).toBe('restored');
     w.restart();
-    w.remove(...ALL);
+    w.remove(proxyRule);
     w.damage();
     w.advance(CONFIG.quietPeriodMs);
     expect(w.counts()).toEqual(['restored', 'rate_limited']);
-    expect(w.notes().find((n) => n.startsWith('rate limited: next restore in'))).toBeDefined();
+    const held = w.kinds('restoreHeld') as Extract<DetectorCommand, { kind: 'restoreHeld' }>[];
+    expect(held).toHaveLength(1);
+    expect(held[0]!.why).toMatch(/^rate limited: next restore in \d+ ms$/);
+    expect(held[0]!.items.map((m) => m.key)).toEqual([itemKey(proxyRule)]);
     w.advance(60_000);
-    expect(w.written).toHaveLength(8);
+    expect(w.written).toEqual([proxyRule, proxyRule]);
     expect(last(w)).toBe('restored');
+  });
+
+  it('regression (issue 12): a critical item is never held back by the rate limit; the repeat cap still ends a fight', () => {
+    const w = new World({ config: { rateLimitPerMinute: 1, episodeMs: 5_000 } });
+    for (let restart = 0; restart < 10; restart++) {
+      w.restart();
+      w.remove(lookupLocal);
+      w.damage();
+      w.advance(CONFIG.quietPeriodMs + CONFIG.verifyStableMs);
+      expect(last(w)).toBe('restored');
+    }
+    expect(w.counts().filter((c) => c === 'rate_limited')).toEqual([]);
+    expect(w.kinds('restoreHeld')).toEqual([]);
+    expect(w.written.filter((item) => item === lookupLocal)).toHaveLength(10);
   });
 });
 
@@ -288,6 +305,53 @@ describe('regressions found in the 12-minute soak', () => {
     expect(w.episode()).toBeUndefined();
     expect(last(w)).toBe('ended');
     expect(w.notes()).toContain('items back without a restore (steady)');
+  });
+});
+
+describe('attribution (issue 12)', () => {
+  it('a per-pod item whose endpoint the CNI no longer reports is withdrawn for good: never written, and the episode verifies', () => {
+    const w = new World({ endpointGone: [proxyRule] });
+    w.remove(lookupLocal, proxyRule);
+    w.damage();
+    w.advance(10_000);
+    expect(w.written).toEqual([lookupLocal]);
+    expect(last(w)).toBe('restored');
+    expect(w.notes()).toContain('not put back: -4 rule pref 9 from all fwmark 0x200/0xf00 lookup 2004 proto unspec (the CNI no longer reports endpoint 10.0.1.5)');
+    w.restart();
+    w.damage(); // still missing, still networkd's by the clock: still never put back
+    w.advance(10_000);
+    expect(w.written).toEqual([lookupLocal]);
+    expect(w.state.withdrawn).toEqual([itemKey(proxyRule)]);
+  });
+
+  it("an address leaving a pod's own interface is not networkd activity; one on networkd's link is", () => {
+    const w = new World();
+    const item = { family: 4 as const, dev: 'lxc-pod-a', address: '10.78.0.1/32' };
+    expect(w.signal({ kind: 'AddressRemoved', item }).map((c) => c.kind)).toEqual(['reread']);
+    expect(w.episode()).toBeUndefined();
+    expect(w.signal({ kind: 'AddressRemoved', item: { ...item, dev: 'eth0' } }).map((c) => c.kind).filter((k) => k !== 'log')).toEqual(['networkdActivity', 'reread']);
+    expect(w.episode()?.trigger).toBe('address removed: 10.78.0.1/32 dev eth0');
+  });
+
+  it("networkd's process start, read from the process, replaces when its restart was heard", () => {
+    const w = new World();
+    const startedAt = w.now - 40;
+    w.restart();
+    const heardAt = w.now;
+    w.clock.advance(3);
+    const commands = w.signal({ kind: 'NetworkdStarted', startedAt, pid: 4242 });
+    expect(commands.find((c) => c.kind === 'networkdActivity')).toEqual({ kind: 'networkdActivity', at: startedAt, exact: true, supersedes: heardAt });
+    expect(commands.at(-1)).toEqual({ kind: 'reread', trigger: 'NetworkdStarted', followUps: true });
+  });
+
+  it('a networkd started shortly before connwatch listened opens an episode; one running since boot does not', () => {
+    const old = new World();
+    old.signal({ kind: 'NetworkdStarted', startedAt: old.now - 3_600_000, pid: 1 });
+    expect(old.episode()).toBeUndefined();
+    expect(old.kinds('networkdActivity')).toEqual([{ kind: 'networkdActivity', at: old.now - 3_600_000, exact: true }]);
+    const fresh = new World();
+    fresh.signal({ kind: 'NetworkdStarted', startedAt: fresh.now - 300, pid: 2 });
+    expect(fresh.episode()?.trigger).toMatch(/^networkd process 2 started 300 ms before connwatch heard of it$/);
   });
 });
 

@@ -19,7 +19,7 @@ const SEVERITY = new Map<DatapathItem, MissingItem['severity']>([[lookupLocal, '
 /** The order a restore plan writes them in (on-link routes → gateway routes → rules). */
 export const PLAN_ORDER: DatapathItem[] = [onLink, viaGw, proxyRule, lookupLocal];
 
-export const CONFIG: DetectorConfig = { quietPeriodMs: 250, maxRepeats: 3, episodeMs: 120_000, verifyStableMs: 3_000, rateLimitPerMinute: 20, canWrite: { ok: true } };
+export const CONFIG: DetectorConfig = { quietPeriodMs: 250, maxRepeats: 3, episodeMs: 120_000, verifyStableMs: 3_000, rateLimitPerMinute: 20, canWrite: { ok: true }, cniDevices: ['lxc*', 'cilium_*'] };
 
 export interface WorldOptions {
   config?: Partial<DetectorConfig>;
@@ -39,6 +39,8 @@ export interface WorldOptions {
   failStableReads?: number;
   /** TCP verify targets that do not answer. */
   deadTargets?: string[];
+  /** Items whose pod the CNI no longer reports when the restore asks (withdrawn, never written). */
+  endpointGone?: DatapathItem[];
   /** The ladder answers action commands by itself (off: the test answers them). */
   auto?: boolean;
 }
@@ -165,7 +167,9 @@ export class World {
           this.feed({ kind: 'restored', episode: command.episode, result: { held: [], done: { kind: 'unchanged', decision } } });
           return;
         }
-        const items = PLAN_ORDER.filter((item) => command.items.some((m) => m.key === itemKey(item)));
+        const gone = (this.#opts.endpointGone ?? []).filter((item) => command.items.some((m) => m.key === itemKey(item)));
+        const withdrawn = gone.map((item) => ({ key: itemKey(item), label: describeItem(item), reason: 'the CNI no longer reports endpoint 10.0.1.5', final: true }));
+        const items = PLAN_ORDER.filter((item) => command.items.some((m) => m.key === itemKey(item)) && !gone.includes(item));
         if (decision !== 'executed') {
           this.feed({ kind: 'restored', episode: command.episode, result: { held: [], done: { kind: 'declined', decision, why: decision, count: items.length } } });
           return;
@@ -181,7 +185,7 @@ export class World {
           this.written.push(item);
         }
         const outcome = failed.length === 0 ? { ok: true as const, detail: { added: items.length } } : { ok: false as const, reason: `${failed.length} item(s) could not be re-installed: ${failed.join('; ')}`, detail: { added: items.length - failed.length } };
-        this.feed({ kind: 'restored', episode: command.episode, result: { held: [], done: { kind: 'written', keys: items.map(itemKey), labels: items.map(describeItem), outcome } } });
+        this.feed({ kind: 'restored', episode: command.episode, result: { held: [], ...(withdrawn.length ? { withdrawn } : {}), done: { kind: 'written', keys: items.map(itemKey), labels: items.map(describeItem), outcome } } });
         return;
       }
       case 'verify': {

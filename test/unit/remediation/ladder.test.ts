@@ -11,15 +11,15 @@ import { initialState } from '../../../src/detector/index.js';
 import { Gate, type ActionSettings } from '../../../src/remediation/gate.js';
 import { FileJournal, readEntries } from '../../../src/remediation/journal.js';
 import { Ladder } from '../../../src/remediation/ladder.js';
-import { RestoreAction } from '../../../src/remediation/restore.js';
+import { RestoreAction, type LiveEndpoints } from '../../../src/remediation/restore.js';
 import type { Alert, DamageReport, DatapathItem, ItemWriter } from '../../../src/types.js';
-import { ALL, CONFIG, lookupLocal, missingItem, PLAN_ORDER } from '../detector/world.js';
+import { ALL, CONFIG, lookupLocal, missingItem, PLAN_ORDER, proxyRule, viaGw } from '../detector/world.js';
 
 const silent = pino({ level: 'silent' });
 const clock = { now: () => Date.now(), monotonic: () => performance.now() };
 
 /** The ladder with the real gate, journal, restore action and pager, against a fake kernel and real timers. */
-function harness(opts: { settings?: Partial<ActionSettings>; removedAgain?: number; planThrows?: number; verifyTargets?: string[] } = {}) {
+function harness(opts: { settings?: Partial<ActionSettings>; removedAgain?: number; planThrows?: number; verifyTargets?: string[]; pods?: Map<DatapathItem, string>; endpoints?: LiveEndpoints } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'cw-ladder-'));
   const metrics = new Registry();
   const present = new Set<DatapathItem>(ALL);
@@ -50,7 +50,7 @@ function harness(opts: { settings?: Partial<ActionSettings>; removedAgain?: numb
     metrics,
   });
   const report = (trigger: string): DamageReport => {
-    const missing = ALL.filter((item) => !present.has(item)).map((item) => missingItem(item, { coincidedWithNetworkd: true }));
+    const missing = ALL.filter((item) => !present.has(item)).map((item) => missingItem(item, { coincidedWithNetworkd: true, ...(opts.pods?.has(item) ? { pod: opts.pods.get(item)! } : {}) }));
     return { at: clock.monotonic(), trigger, missing, coincidedWithNetworkd: missing.length > 0 };
   };
   const datapath = {
@@ -70,7 +70,7 @@ function harness(opts: { settings?: Partial<ActionSettings>; removedAgain?: numb
   const ladder: Ladder = new Ladder({
     ctx,
     initial: initialState({ ...CONFIG, quietPeriodMs: 20, verifyStableMs: 40 }),
-    restore: new RestoreAction({ gate, writer, datapath, config: { verifyTargets: opts.verifyTargets ?? [], verifyTimeoutMs: 100 }, verifyTcp: async (target) => ({ ok: false, reason: `${target} refused` }) }),
+    restore: new RestoreAction({ gate, writer, datapath, ...(opts.endpoints ? { endpoints: opts.endpoints } : {}), config: { verifyTargets: opts.verifyTargets ?? [], verifyTimeoutMs: 100 }, verifyTcp: async (target) => ({ ok: false, reason: `${target} refused` }) }),
     datapath,
     pager: new AlertPager({ raise: (a) => alerts.raised.push(a), resolve: (id) => alerts.resolved.push(id) }, { node: 'node-a', site: 'lab' }, () => 'restore under way'),
   });
@@ -131,6 +131,32 @@ describe('the ladder runs the detector\'s commands', () => {
     h.flush();
     await vi.waitFor(() => expect(h.last().current?.state).toBe('failed'));
     expect(h.alerts.raised.at(-1)).toMatchObject({ id: 'RestoreFailed/node-a', summary: 'items restored on node-a but 1 verify target(s) do not answer' });
+  });
+
+  it('regression (issue 12): re-confirms per-pod ownership with the CNI at write time; a deleted pod\'s item is never written', async () => {
+    const asked: number[] = [];
+    h = harness({
+      pods: new Map<DatapathItem, string>([[proxyRule, '10.78.0.9'], [viaGw, '10.78.0.1']]),
+      endpoints: async () => {
+        asked.push(1);
+        return { ok: true, addresses: new Set(['10.78.0.1']) };
+      },
+    });
+    h.flush();
+    await vi.waitFor(() => expect(h.last().last?.state).toBe('restored'));
+    expect(h.written).not.toContain(proxyRule);
+    expect(h.written).toContain(viaGw);
+    expect(asked.length).toBeGreaterThan(0);
+    const timeline = (h.status.get('incident') as { last: { timeline: { what: string }[] } }).last.timeline.map((t) => t.what);
+    expect(timeline).toContain('not put back: -4 rule pref 9 from all fwmark 0x200/0xf00 lookup 2004 proto unspec (the CNI no longer reports endpoint 10.78.0.9)');
+  });
+
+  it('regression (issue 12): a per-pod item the CNI cannot be asked about waits; it is never written on the learned state alone', async () => {
+    h = harness({ pods: new Map<DatapathItem, string>([[proxyRule, '10.78.0.9']]), endpoints: async () => ({ ok: false, reason: 'cilium.sock: connection refused' }) });
+    h.flush();
+    await vi.waitFor(() => expect(h.written).toContain(lookupLocal));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(h.written).not.toContain(proxyRule);
   });
 
   it('after stop, inputs change nothing', async () => {

@@ -1,6 +1,6 @@
 /** The network1 and systemd1 watchers fed hand-made messages (no bus): their decisions, one by one. */
 import type { Message } from 'dbus-next';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { BusSession, CallRequest, CallResult } from '../../../src/signals/bus-connection.js';
 import { Network1Watcher } from '../../../src/signals/network1.js';
 import { Systemd1Watcher } from '../../../src/signals/systemd1.js';
@@ -55,13 +55,40 @@ describe('Network1Watcher', () => {
     const r = recorder();
     const w = new Network1Watcher(ctx.clock, ctx.log, r.emit);
     let answer!: (v: CallResult) => void;
-    const s: BusSession = { address: 'x', uniqueName: ':1.0', call: () => new Promise((res) => (answer = res)) };
+    const s: BusSession = {
+      address: 'x',
+      uniqueName: ':1.0',
+      call: (request) => (request.member === 'GetNameOwner' ? new Promise((res) => (answer = res)) : Promise.resolve({ ok: false, reason: 'no such connection' })),
+    };
     const connecting = w.connected(s);
     w.message(nameOwnerChanged('org.freedesktop.network1', '', ':1.9'));
     answer({ ok: false, reason: 'no owner', errorName: 'org.freedesktop.DBus.Error.NameHasNoOwner' });
     await connecting;
     expect(w.state.owner).toBe(':1.9');
     expect(r.events.map(([, e]) => e.kind)).toEqual(['NetworkdOnBus', 'NetworkdRestarted']);
+  });
+
+  it('reads when the new networkd process started (its PID from the bus, its start from /proc), after the restart event', async () => {
+    const ctx = testContext(new ManualClock(Date.now(), performance.now()));
+    const r = recorder();
+    const w = new Network1Watcher({ now: () => Date.now(), monotonic: () => performance.now() }, ctx.log, r.emit);
+    const calls: string[] = [];
+    await w.connected({
+      address: 'x',
+      uniqueName: ':1.0',
+      call: async (request) => {
+        calls.push(request.member);
+        return request.member === 'GetNameOwner' ? { ok: false, reason: 'no owner', errorName: 'org.freedesktop.DBus.Error.NameHasNoOwner' } : { ok: true, body: [process.pid] };
+      },
+    });
+    w.message(nameOwnerChanged('org.freedesktop.network1', '', ':1.9'));
+    await vi.waitFor(() => expect(r.events).toHaveLength(4));
+    expect(calls).toEqual(['GetNameOwner', 'GetConnectionUnixProcessID']);
+    expect(r.events.map(([, e]) => e.kind)).toEqual(['NetworkdOnBus', 'NetworkdOnBus', 'NetworkdRestarted', 'NetworkdStarted']);
+    const started = r.events[3]![1] as Extract<SignalEvent, { kind: 'NetworkdStarted' }>;
+    // This test process stands in for networkd: it started before the test ran, to the tick.
+    expect(started.pid).toBe(process.pid);
+    expect(Math.abs(started.startedAt - (performance.now() - process.uptime() * 1000))).toBeLessThan(1_000);
   });
 
   it('ignores NameOwnerChanged for other names and from senders other than the bus', () => {
