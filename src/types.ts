@@ -326,6 +326,7 @@ export type DetectorCommand =
    */
   | { kind: 'networkdActivity'; at: number; exact?: boolean; supersedes?: number }
   | { kind: 'cniRestarted'; at: number }
+  | { kind: 'itemAdded'; item: DatapathItem }
   | { kind: 'restore'; episode: number; items: MissingItem[]; evidence: unknown; unlessDeclined?: GateDecision }
   /** A restore connwatch holds back itself (rate limit): journalled with the reason. */
   | { kind: 'restoreHeld'; episode: number; items: MissingItem[]; why: string }
@@ -364,6 +365,8 @@ export interface DatapathSensor {
   /** Re-reads now; resolves to the report of a read that started after the call (undefined when it failed). Follow-ups re-read again shortly after. */
   refresh(trigger: string, options?: { followUps?: boolean }): Promise<DamageReport | undefined>;
   noteNetworkdActivity(at: number, options?: { exact?: boolean; supersedes?: number }): void;
+  /** netlink announced this rule or route added (a new pod's items are learned from it). */
+  noteAdded(item: DatapathItem): void;
   noteCniRestart(at: number): void;
 }
 

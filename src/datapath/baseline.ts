@@ -190,10 +190,18 @@ export class BaselineCore {
     return this.networkdActiveBetween(from, to);
   }
 
-  /** One learning step against a live snapshot; `now` monotonic, `wallNow` epoch ms. */
-  learn(snapshot: DatapathSnapshot, evidence: EvidenceBySource, now: number, wallNow: number): LearnOutcome {
+  /**
+   * One learning step against a live snapshot; `now` monotonic, `wallNow` epoch ms. `seen`: items
+   * netlink announced as added since the last step — a listed pod's items among them join even when
+   * a flush took them before any read saw them.
+   */
+  learn(snapshot: DatapathSnapshot, evidence: EvidenceBySource, now: number, wallNow: number, seen: readonly DatapathItem[] = []): LearnOutcome {
     const outcome: LearnOutcome = { added: [], dropped: [], refused: [] };
-    const live = this.#claimLive(snapshot, Object.values(evidence).flatMap((cni) => cni?.nodeCidrs ?? []));
+    const nodeCidrs = Object.values(evidence).flatMap((cni) => cni?.nodeCidrs ?? []);
+    const live = this.#claimLive(snapshot, nodeCidrs);
+    for (const [key, candidate] of this.#claimLive({ ...snapshot, rules: seen.filter((item) => item.kind === 'rule'), routes: seen.filter((item) => item.kind === 'route') }, nodeCidrs)) {
+      if (candidate.pod !== undefined && !live.has(key)) live.set(key, candidate);
+    }
     const quiet = this.networkdQuiet(now);
     const breaches = checkInvariants(this.#profiles, snapshot.rules);
     for (const profile of this.#profiles) {

@@ -5,11 +5,11 @@
  */
 import { Counter, Gauge } from 'prom-client';
 import { liveEndpointAddresses } from '../cilium/client.js';
-import type { BoxContext, CiliumApi, DatapathSensor, DatapathSnapshot } from '../types.js';
+import type { BoxContext, CiliumApi, DatapathItem, DatapathSensor, DatapathSnapshot } from '../types.js';
 import { BaselineCore, type DatapathDamageReport, type EvidenceBySource, type LearnOutcome, type Member } from './baseline.js';
 import type { DatapathConfig } from './config.js';
 import { execIpRunner, type IpRunner } from './ip.js';
-import { describeItem } from './items.js';
+import { describeItem, itemKey } from './items.js';
 import type { UnsupportedEntry } from './ipjson.js';
 import type { CniProfile } from './profiles.js';
 import { readDatapath } from './reader.js';
@@ -32,6 +32,8 @@ export interface DatapathMonitorOptions {
 export type ReportListener = (report: DatapathDamageReport) => void;
 
 const STATUS_SECTION = 'datapath';
+/** Added items remembered for the next learning step, at most (a flood of adds keeps the newest). */
+const SEEN_ADDED_MAX = 1_024;
 
 /** Reads, diffs, learns and reports; one per agent. */
 export class DatapathMonitor implements DatapathSensor {
@@ -52,6 +54,7 @@ export class DatapathMonitor implements DatapathSensor {
   #queued: string | undefined;
   #queuedWaiters: ((report: DatapathDamageReport | undefined) => void)[] = [];
   #lastReport: DatapathDamageReport | undefined;
+  readonly #seenAdded = new Map<string, DatapathItem>();
   #lastSnapshot: DatapathSnapshot | undefined;
   #lastMissingKeys = '';
   #lastRead: { at: number; ok: boolean; reason?: string; hint?: string; unsupported: UnsupportedEntry[] } | undefined;
@@ -110,6 +113,12 @@ export class DatapathMonitor implements DatapathSensor {
   /** networkd did something at this monotonic time (the detector's rule says what counts). */
   noteNetworkdActivity(at: number, options: { exact?: boolean; supersedes?: number } = {}): void {
     this.#core.noteNetworkdActivity(at, options);
+  }
+
+  /** netlink announced a rule or route added: a new pod's item is learned at the next step even if a flush takes it first. */
+  noteAdded(item: DatapathItem): void {
+    if (this.#seenAdded.size >= SEEN_ADDED_MAX) this.#seenAdded.delete(this.#seenAdded.keys().next().value!);
+    this.#seenAdded.set(itemKey(item), item);
   }
 
   /** The CNI restarted at this monotonic time: once it is healthy and settled, its state is adopted. */
@@ -252,7 +261,9 @@ export class DatapathMonitor implements DatapathSensor {
     const evidence = await this.#gatherEvidence();
     const snapshot = this.#lastSnapshot;
     if (this.#stopped || !snapshot) return;
-    const outcome = this.#core.learn(snapshot, evidence, this.#ctx.clock.monotonic(), this.#ctx.clock.now());
+    const seen = [...this.#seenAdded.values()];
+    this.#seenAdded.clear();
+    const outcome = this.#core.learn(snapshot, evidence, this.#ctx.clock.monotonic(), this.#ctx.clock.now(), seen);
     this.#lastLearn = { ...outcome, at: this.#ctx.clock.monotonic() };
     if (outcome.added.length > 0 || outcome.dropped.length > 0) {
       this.#logLearning(outcome);

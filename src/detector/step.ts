@@ -41,6 +41,7 @@ export function step(state: DetectorState, input: DetectorInput, now: Instant): 
     // The hot path during a flush (hundreds of rule and route events): no copy, just the re-read.
     const commands: DetectorCommand[] = [];
     if (input.event.kind === 'CiliumRestarted') commands.push({ kind: 'cniRestarted', at: input.event.at });
+    if (input.event.kind === 'RuleAdded' || input.event.kind === 'RouteAdded') commands.push({ kind: 'itemAdded', item: input.event.item });
     if (callsForReread(input.event)) commands.push({ kind: 'reread', trigger: input.event.kind, followUps: false });
     const wakeAt = state.episode?.wake?.at;
     return { state, verdict: verdictOf(state), commands, ...(wakeAt === undefined ? {} : { wakeAt }) };

@@ -87,6 +87,20 @@ describe('learning', () => {
     expect(core.learn(snapshot(pre), healthy, T0, WALL).added).toHaveLength(20);
   });
 
+  it('regression (issue 12): a listed pod\'s item netlink saw added is learned even when a flush took it before any read', () => {
+    const core = new BaselineCore([ciliumProfile], options);
+    core.noteNetworkdActivity(T0 - 60_000);
+    const podRule = (entry: Record<string, unknown>) => entry.priority === 20 && entry.dst === '10.0.1.5';
+    const withoutPod = { ...pre, rule4: without(pre.rule4, podRule) };
+    const seenRule = snapshot(pre).rules.find((rule) => rule.priority === 20 && rule.dst === '10.0.1.5/32')!;
+    const nodeRule = snapshot(pre).rules.find((rule) => rule.priority === 9 && rule.family === 4)!;
+    const outcome = core.learn(snapshot(withoutPod), healthy, T0, WALL, [seenRule, { ...nodeRule, priority: 8 }]);
+    expect(outcome.added.map((member) => member.key)).toContain(itemKey(seenRule));
+    expect(outcome.added.map((member) => member.item)).not.toContainEqual({ ...nodeRule, priority: 8 });
+    core.noteNetworkdActivity(T0 + 5); // the flush that took it
+    expect(core.assess(snapshot(withoutPod, T0 + 10), 'RuleRemoved', T0 + 10).missing.map((entry) => [entry.key, entry.coincidedWithNetworkd])).toEqual([[itemKey(seenRule), true]]);
+  });
+
   it('never learns a state that breaks an invariant (first start after a flush)', () => {
     const core = new BaselineCore([ciliumProfile], options);
     const outcome = core.learn(snapshot(flushForeignRules(pre)), healthy, T0, WALL);

@@ -446,6 +446,7 @@ describe('the one networkd-activity rule', () => {
     expect(w.restart().filter((c) => c.kind === 'networkdActivity' || c.kind === 'reread').map((c) => c.kind)).toEqual(['networkdActivity', 'reread']);
     expect(w.signal({ kind: 'CiliumRestarted', origins: ['systemd1'] }).map((c) => c.kind)).toEqual(['cniRestarted', 'reread']);
     expect(w.signal({ kind: 'RuleRemoved', item: lookupLocal })).toEqual([{ kind: 'reread', trigger: 'RuleRemoved', followUps: false }]);
+    expect(w.signal({ kind: 'RuleAdded', item: lookupLocal })).toEqual([{ kind: 'itemAdded', item: lookupLocal }, { kind: 'reread', trigger: 'RuleAdded', followUps: false }]);
   });
 
   it('networkd coming back on the bus opens an episode; its presence at connect does not', () => {
