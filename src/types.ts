@@ -130,6 +130,8 @@ export interface MissingItem {
   source?: 'baseline' | 'invariant';
   /** The pod address a per-pod item belongs to (its ownership is re-confirmed with the CNI before a restore). */
   pod?: string;
+  /** Monotonic ms when it was lost, as closely as known (netlink's announcement, or the read that found it missing). */
+  lostAt?: number;
 }
 
 /** The result of diffing the live datapath against the baseline. */
@@ -326,7 +328,7 @@ export type DetectorCommand =
    */
   | { kind: 'networkdActivity'; at: number; exact?: boolean; supersedes?: number }
   | { kind: 'cniRestarted'; at: number }
-  | { kind: 'itemAdded'; item: DatapathItem }
+  | { kind: 'itemSeen'; change: 'added' | 'removed'; item: DatapathItem; at: number }
   | { kind: 'restore'; episode: number; items: MissingItem[]; evidence: unknown; unlessDeclined?: GateDecision }
   /** A restore connwatch holds back itself (rate limit): journalled with the reason. */
   | { kind: 'restoreHeld'; episode: number; items: MissingItem[]; why: string }
@@ -365,8 +367,8 @@ export interface DatapathSensor {
   /** Re-reads now; resolves to the report of a read that started after the call (undefined when it failed). Follow-ups re-read again shortly after. */
   refresh(trigger: string, options?: { followUps?: boolean }): Promise<DamageReport | undefined>;
   noteNetworkdActivity(at: number, options?: { exact?: boolean; supersedes?: number }): void;
-  /** netlink announced this rule or route added (a new pod's items are learned from it). */
-  noteAdded(item: DatapathItem): void;
+  /** netlink announced this rule or route added (a new pod's items are learned from it) or removed (it dates the loss), at this monotonic time. */
+  noteItem(change: 'added' | 'removed', item: DatapathItem, at: number): void;
   noteCniRestart(at: number): void;
 }
 

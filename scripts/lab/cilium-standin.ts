@@ -28,6 +28,12 @@ function loadState(stateFile: string): LabState {
   return s;
 }
 
+/**
+ * Pods being deleted. Cilium marks an endpoint `disconnecting` before it removes the endpoint's
+ * routes and rules, and lists it so until it is gone; the stand-in does the same.
+ */
+const disconnecting = new Set<string>();
+
 /** The endpoint ids stay stable per pod: its address index. */
 function endpoint(pod: PodState): unknown {
   const labels = [`k8s:io.kubernetes.pod.namespace=default`, `k8s:app=${pod.name}`];
@@ -42,7 +48,7 @@ function endpoint(pod: PodState): unknown {
         addressing: [{ ipv4: pod.ip4, ipv6: pod.ip6 }],
         'interface-name': podLink(pod.name),
       },
-      state: 'ready',
+      state: disconnecting.has(pod.name) ? 'disconnecting' : 'ready',
       health: { overallHealth: 'OK', bpf: 'OK', policy: 'OK', connected: true },
       policy: {},
       log: [],
@@ -103,8 +109,13 @@ async function handle(stateFile: string, req: IncomingMessage, res: ServerRespon
     const pod = state.pods.find((p) => p.name === podMatch[1] && p.node === 'node');
     if (!pod) return send(res, 404, { message: `no pod ${podMatch[1]} on the node in the lab state` });
     const items = { rules: podRules(state.profile, pod), routes: podRoutes(state.profile, pod) };
-    if (req.method === 'PUT') await installItems(ip, items);
-    else await removeItems(ip, items);
+    if (req.method === 'PUT') {
+      disconnecting.delete(pod.name);
+      await installItems(ip, items);
+    } else {
+      disconnecting.add(pod.name);
+      await removeItems(ip, items);
+    }
     return send(res, 200, { ok: true });
   }
   return send(res, 404, { message: `no route ${route}` });

@@ -96,7 +96,15 @@ export interface BaselineOptions {
 interface Tracking {
   lastPresentAt?: number;
   missingSince?: number;
+  /** When netlink announced its removal (heard), if it did. */
+  removedAt?: number;
 }
+
+/**
+ * How long before an item was last seen present networkd activity may still have removed it: a
+ * flush under way when that read ran (networkd 252 flushes within tens of ms of configuring a link).
+ */
+const FLUSH_MARGIN_MS = 500;
 
 const MAX_ACTIVITY = 512;
 
@@ -104,6 +112,13 @@ const MAX_ACTIVITY = 512;
 interface Activity {
   at: number;
   exact: boolean;
+}
+
+/** When an item was lost, as closely as known: netlink's announcement of its removal, or else the read that found it missing. */
+function lostAt(tracking: Tracking): number {
+  const since = tracking.missingSince ?? 0;
+  const { removedAt, lastPresentAt } = tracking;
+  return removedAt !== undefined && removedAt <= since && removedAt > (lastPresentAt ?? -Infinity) ? removedAt : since;
 }
 
 /** Whether a missing member already is the rule an invariant asks for (then the invariant adds nothing). */
@@ -165,6 +180,14 @@ export class BaselineCore {
     return this.#activity.at(-1)?.at;
   }
 
+  /** netlink announced this item removed at this monotonic time (heard): dates its loss more closely than the read that finds it. */
+  noteRemoved(key: string, at: number): void {
+    if (!this.#members.has(key)) return;
+    const tracking = this.#tracking.get(key) ?? {};
+    tracking.removedAt = at;
+    this.#tracking.set(key, tracking);
+  }
+
   /** Whether networkd has been quiet long enough to learn. */
   networkdQuiet(now: number): boolean {
     const last = this.lastNetworkdActivity();
@@ -177,15 +200,19 @@ export class BaselineCore {
   }
 
   /**
-   * Whether a loss first seen missing at `since` (last seen present at `lastPresentAt`) coincided with
-   * networkd: activity between when it was last present (or `slack` before it was seen missing)
-   * and `slack` after — except that a networkd process known to have started after the loss was
-   * seen cannot have caused it, nor can anything it did after it started.
+   * Whether a loss coincided with networkd: activity from shortly before the item was last seen
+   * present (or `slack` before it was seen missing, when it never was) to `slack` after it was seen
+   * missing (signals may lag the kernel) — except that a networkd process known to have started
+   * after the loss (netlink's announcement of it, or else the read that found it) cannot have
+   * caused it, nor can anything that process did.
    */
-  #coincided(since: number, lastPresentAt: number | undefined): boolean {
+  #coincided(tracking: Tracking): boolean {
     const slack = this.#options.coincidenceSlackMs;
-    const from = lastPresentAt !== undefined ? Math.min(lastPresentAt, since - slack) : since - slack;
-    const laterStart = this.#activity.find((entry) => entry.exact && entry.at > since);
+    const since = tracking.missingSince ?? 0;
+    const { lastPresentAt } = tracking;
+    const from = lastPresentAt !== undefined ? lastPresentAt - FLUSH_MARGIN_MS : since - slack;
+    const lost = lostAt(tracking);
+    const laterStart = this.#activity.find((entry) => entry.exact && entry.at > lost);
     const to = Math.min(since + slack, laterStart ? laterStart.at - 1e-6 : Infinity);
     return this.networkdActiveBetween(from, to);
   }
@@ -321,6 +348,7 @@ export class BaselineCore {
     if (present) {
       tracking.lastPresentAt = at;
       delete tracking.missingSince;
+      if (tracking.removedAt !== undefined && tracking.removedAt <= at) delete tracking.removedAt;
     } else {
       tracking.missingSince ??= at;
     }
@@ -349,7 +377,8 @@ export class BaselineCore {
       matcher: origin.matcher,
       source,
       missingSince: since,
-      coincidedWithNetworkd: this.#coincided(since, tracking.lastPresentAt),
+      lostAt: lostAt(tracking),
+      coincidedWithNetworkd: this.#coincided(tracking),
     };
     if (origin.pod !== undefined) entry.pod = origin.pod;
     return entry;

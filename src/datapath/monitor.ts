@@ -115,8 +115,12 @@ export class DatapathMonitor implements DatapathSensor {
     this.#core.noteNetworkdActivity(at, options);
   }
 
-  /** netlink announced a rule or route added: a new pod's item is learned at the next step even if a flush takes it first. */
-  noteAdded(item: DatapathItem): void {
+  /**
+   * netlink announced a rule or route added (a new pod's item is learned at the next step even if a
+   * flush takes it first) or removed (its loss is dated by the announcement, not the later read).
+   */
+  noteItem(change: 'added' | 'removed', item: DatapathItem, at: number): void {
+    if (change === 'removed') return this.#core.noteRemoved(itemKey(item), at);
     if (this.#seenAdded.size >= SEEN_ADDED_MAX) this.#seenAdded.delete(this.#seenAdded.keys().next().value!);
     this.#seenAdded.set(itemKey(item), item);
   }

@@ -54,6 +54,8 @@ export interface Episode {
   attemptAt?: number;
   /** The last write: when it finished, what it wrote, whether it all went in. */
   written?: { at: number; keys: string[]; ok: boolean; reason?: string };
+  /** Whether the timeline already says the restore waits for networkd's start time. */
+  waitedForStart?: boolean;
   /** The one wake-up this episode waits for. */
   wake?: { at: number; what: 'reconsider' | 'verifyStable' };
 }
@@ -83,6 +85,8 @@ export interface DetectorState {
   withdrawn: string[];
   /** When the last networkd restart was heard (its process start, once read, replaces it). */
   restartHeardAt?: number;
+  /** When the last networkd process start time (NetworkdStarted) was heard. */
+  startReadAt?: number;
   /** Monotonic times of recent writes, for the per-minute rate limit. */
   recentWrites: number[];
   /** The last write anywhere: a read that started before it cannot say its items are missing. */

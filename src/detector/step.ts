@@ -41,7 +41,9 @@ export function step(state: DetectorState, input: DetectorInput, now: Instant): 
     // The hot path during a flush (hundreds of rule and route events): no copy, just the re-read.
     const commands: DetectorCommand[] = [];
     if (input.event.kind === 'CiliumRestarted') commands.push({ kind: 'cniRestarted', at: input.event.at });
-    if (input.event.kind === 'RuleAdded' || input.event.kind === 'RouteAdded') commands.push({ kind: 'itemAdded', item: input.event.item });
+    const { event } = input;
+    if (event.kind === 'RuleAdded' || event.kind === 'RouteAdded') commands.push({ kind: 'itemSeen', change: 'added', item: event.item, at: event.at });
+    if (event.kind === 'RuleRemoved' || event.kind === 'RouteRemoved') commands.push({ kind: 'itemSeen', change: 'removed', item: event.item, at: event.at });
     if (callsForReread(input.event)) commands.push({ kind: 'reread', trigger: input.event.kind, followUps: false });
     const wakeAt = state.episode?.wake?.at;
     return { state, verdict: verdictOf(state), commands, ...(wakeAt === undefined ? {} : { wakeAt }) };
@@ -95,6 +97,7 @@ function onSignal(run: Run, event: SignalEvent): void {
   if (event.kind === 'NetworkdStarted') run.out.push(processStart(s, event));
   else if (reading) run.out.push({ kind: 'networkdActivity', at: event.at });
   if (event.kind === 'NetworkdRestarted') s.restartHeardAt = event.at;
+  if (event.kind === 'NetworkdStarted') s.startReadAt = event.at;
   if (event.kind === 'CiliumRestarted') run.out.push({ kind: 'cniRestarted', at: event.at });
   const e = s.episode;
   if (e && liftsHold(event)) {
@@ -109,7 +112,8 @@ function onSignal(run: Run, event: SignalEvent): void {
       if (reading && run.now.at - event.startedAt <= s.config.episodeMs) activity(run, event.at, event.wallAt, reading.what, false);
     } else if (reading) activity(run, event.at, event.wallAt, reading.what, reading.restart);
     if (s.episode) s.episode.parked = false;
-    reconsider(run);
+    // The start time dates losses anew: the re-read it calls for decides, not the last report.
+    if (event.kind !== 'NetworkdStarted') reconsider(run);
   }
   if (callsForReread(event)) run.out.push({ kind: 'reread', trigger: event.kind, followUps: reading !== undefined });
 }
@@ -382,6 +386,12 @@ function attempt(run: Run, e: Episode): void {
     return setWake(e, now.at + waitMs, 'reconsider');
   }
   if (e.restores >= s.config.maxRepeats) return e.lastWriteFailure ? failed(run, e, e.lastWriteFailure, false) : fighting(run, e);
+  const startDue = awaitingStart(s, e, now.at);
+  if (startDue !== undefined) {
+    if (!e.waitedForStart) note(run, e, "waiting for networkd's start time: some items were missing before its restart was heard (an operator's removal is not networkd's)");
+    e.waitedForStart = true;
+    return setWake(e, startDue, 'reconsider');
+  }
   const declined = e.declined;
   // The same gate decision was already journalled for every item here: the ladder does not resubmit
   // it (a flipped switch changes the decision, and then the restore goes ahead).
@@ -395,6 +405,20 @@ function attempt(run: Run, e: Episode): void {
     evidence: { episode: e.id, trigger: e.trigger, missing: e.missing, timeline: e.timeline.slice(-20) },
     ...(unlessDeclined ? { unlessDeclined } : {}),
   });
+}
+
+/** How long a restore waits for networkd's start time (read from the process) before dating losses by the heard restart alone. */
+const START_WAIT_MS = 500;
+
+/**
+ * When items were already missing before networkd's restart was heard, only the process's start
+ * time tells an operator's removal from networkd's flush: wait for it (a moment), unless it is known.
+ * Returns when to look again, or undefined to go ahead.
+ */
+function awaitingStart(s: DetectorState, e: Episode, now: number): number | undefined {
+  const heard = s.restartHeardAt;
+  if (heard === undefined || (s.startReadAt ?? -Infinity) >= heard || now >= heard + START_WAIT_MS) return undefined;
+  return e.missing.some((m) => (m.lostAt ?? Infinity) < heard) ? heard + START_WAIT_MS : undefined;
 }
 
 function rateLimitWait(s: DetectorState, now: number): number {

@@ -128,8 +128,8 @@ export class Ladder {
         return datapath.noteNetworkdActivity(command.at, { ...(command.exact ? { exact: true } : {}), ...(command.supersedes !== undefined ? { supersedes: command.supersedes } : {}) });
       case 'cniRestarted':
         return datapath.noteCniRestart(command.at);
-      case 'itemAdded':
-        return datapath.noteAdded(command.item);
+      case 'itemSeen':
+        return datapath.noteItem(command.change, command.item, command.at);
       case 'restore':
         return this.#act(
           async () => ({ kind: 'restored', episode: command.episode, result: await restore.write(command) }),

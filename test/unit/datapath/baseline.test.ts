@@ -184,6 +184,24 @@ describe('damage', () => {
     expect(attribution['-4 rule pref 100 from all lookup local proto unspec']).toBe(true);
   });
 
+  it('regression (issue 12): networkd activity well before the item was last seen present did not remove it', () => {
+    const core = learned();
+    core.noteNetworkdActivity(T0 - 2_000, { exact: true }); // networkd started, flushed, was done
+    core.assess(snapshot(pre, T0), 'steady', T0); // everything present after it
+    const gone = { ...pre, rule4: without(pre.rule4, (entry) => entry.priority === 9) };
+    expect(core.assess(snapshot(gone, T0 + 1_000), 'RuleRemoved', T0 + 1_000).missing.map((entry) => entry.coincidedWithNetworkd)).toEqual([false]);
+  });
+
+  it('regression (issue 12): a removal netlink announced before networkd\'s process started is dated by the announcement', () => {
+    const core = learned();
+    core.assess(snapshot(pre, T0), 'steady', T0);
+    const gone = { ...pre, rule4: without(pre.rule4, (entry) => entry.priority === 9) };
+    const rule = snapshot(pre).rules.find((r) => r.priority === 9 && r.family === 4)!;
+    core.noteRemoved(itemKey(rule), T0 + 2); // the operator's ip rule del, heard
+    core.noteNetworkdActivity(T0 + 12, { exact: true }); // the restart right after it
+    expect(core.assess(snapshot(gone, T0 + 30), 'RuleRemoved', T0 + 30).missing.map((entry) => entry.coincidedWithNetworkd)).toEqual([false]);
+  });
+
   it('regression (issue 12): a flush by a networkd that started just before connwatch\'s first read is networkd\'s', () => {
     const core = learned();
     core.noteNetworkdActivity(T0 - 300, { exact: true });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { callsForReread, incidentSnapshot, initialState, readNetworkd, step } from '../../../src/detector/index.js';
 import { itemKey } from '../../../src/datapath/items.js';
-import type { DetectorCommand, GateDecision, SignalEvent } from '../../../src/types.js';
+import type { DetectorCommand, GateDecision, MissingItem, SignalEvent } from '../../../src/types.js';
 import { ALL, CONFIG, lookupLocal, missingItem, onLink, PLAN_ORDER, proxyRule, viaGw, World } from './world.js';
 
 const state = (w: World) => w.episode()?.state;
@@ -344,6 +344,42 @@ describe('attribution (issue 12)', () => {
     expect(commands.at(-1)).toEqual({ kind: 'reread', trigger: 'NetworkdStarted', followUps: true });
   });
 
+  it('items lost before the restart was heard wait for networkd\'s start time (a moment) before any restore', () => {
+    const w = new World();
+    const lostAt = w.now;
+    w.clock.advance(100);
+    w.restart();
+    const heardAt = w.now;
+    w.remove(proxyRule);
+    const stale = (m: MissingItem) => ({ ...m, lostAt });
+    const report = () => { const r = w.report(); return { ...r, missing: r.missing.map(stale) }; };
+    w.feed({ kind: 'damage', report: report() });
+    w.advance(CONFIG.quietPeriodMs);
+    expect(w.written).toEqual([]);
+    expect(w.notes()).toContain("waiting for networkd's start time: some items were missing before its restart was heard (an operator's removal is not networkd's)");
+    // The start time arrives: the re-read it calls for dates the loss before networkd started — not networkd's.
+    const commands = w.signal({ kind: 'NetworkdStarted', startedAt: heardAt - 20, pid: 7 });
+    expect(commands.some((c) => c.kind === 'restore')).toBe(false);
+    w.feed({ kind: 'damage', report: { ...report(), missing: report().missing.map((m) => ({ ...m, coincidedWithNetworkd: false })), coincidedWithNetworkd: false } });
+    w.advance(5_000);
+    expect(w.written).toEqual([]);
+    expect(incidentSnapshot(w.state)).toMatchObject({ notRepaired: { items: [{ item: '-4 rule pref 9 from all fwmark 0x200/0xf00 lookup 2004 proto unspec' }] } });
+  });
+
+  it('without a start time, items lost before the heard restart are restored after the wait', () => {
+    const w = new World();
+    const lostAt = w.now;
+    w.clock.advance(100);
+    w.restart();
+    w.remove(proxyRule);
+    const r = w.report();
+    w.feed({ kind: 'damage', report: { ...r, missing: r.missing.map((m) => ({ ...m, lostAt })) } });
+    w.advance(400);
+    expect(w.written).toEqual([]);
+    w.advance(200);
+    expect(w.written).toEqual([proxyRule]);
+  });
+
   it('a networkd started shortly before connwatch listened opens an episode; one running since boot does not', () => {
     const old = new World();
     old.signal({ kind: 'NetworkdStarted', startedAt: old.now - 3_600_000, pid: 1 });
@@ -445,8 +481,8 @@ describe('the one networkd-activity rule', () => {
     const w = new World();
     expect(w.restart().filter((c) => c.kind === 'networkdActivity' || c.kind === 'reread').map((c) => c.kind)).toEqual(['networkdActivity', 'reread']);
     expect(w.signal({ kind: 'CiliumRestarted', origins: ['systemd1'] }).map((c) => c.kind)).toEqual(['cniRestarted', 'reread']);
-    expect(w.signal({ kind: 'RuleRemoved', item: lookupLocal })).toEqual([{ kind: 'reread', trigger: 'RuleRemoved', followUps: false }]);
-    expect(w.signal({ kind: 'RuleAdded', item: lookupLocal })).toEqual([{ kind: 'itemAdded', item: lookupLocal }, { kind: 'reread', trigger: 'RuleAdded', followUps: false }]);
+    expect(w.signal({ kind: 'RuleRemoved', item: lookupLocal })).toEqual([{ kind: 'itemSeen', change: 'removed', item: lookupLocal, at: w.now }, { kind: 'reread', trigger: 'RuleRemoved', followUps: false }]);
+    expect(w.signal({ kind: 'RuleAdded', item: lookupLocal })).toEqual([{ kind: 'itemSeen', change: 'added', item: lookupLocal, at: w.now }, { kind: 'reread', trigger: 'RuleAdded', followUps: false }]);
   });
 
   it('networkd coming back on the bus opens an episode; its presence at connect does not', () => {

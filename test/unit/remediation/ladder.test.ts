@@ -65,7 +65,7 @@ function harness(opts: { settings?: Partial<ActionSettings>; removedAgain?: numb
     },
     noteNetworkdActivity: () => undefined,
     noteCniRestart: () => undefined,
-    noteAdded: () => undefined,
+    noteItem: () => undefined,
   };
   const ctx = { clock, log: silent, metrics, status: { publish: (section: string, snapshot: unknown) => status.set(section, snapshot) } };
   const ladder: Ladder = new Ladder({
