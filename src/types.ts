@@ -132,6 +132,12 @@ export interface MissingItem {
   pod?: string;
   /** Monotonic ms when it was lost, as closely as known (netlink's announcement, or the read that found it missing). */
   lostAt?: number;
+  /**
+   * Its loss coincides with networkd only through activity heard after it (signals lag the kernel,
+   * but an operator's removal right before a restart looks the same): the networkd process's start
+   * time decides.
+   */
+  datedByLaterSignal?: boolean;
 }
 
 /** The result of diffing the live datapath against the baseline. */

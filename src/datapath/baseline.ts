@@ -114,6 +114,10 @@ interface Activity {
   exact: boolean;
 }
 
+function attribution(dated: { coincided: boolean; onlyLater: boolean }): Pick<MissingMember, 'coincidedWithNetworkd'> & { datedByLaterSignal?: true } {
+  return { coincidedWithNetworkd: dated.coincided, ...(dated.coincided && dated.onlyLater ? { datedByLaterSignal: true as const } : {}) };
+}
+
 /** When an item was lost, as closely as known: netlink's announcement of its removal, or else the read that found it missing. */
 function lostAt(tracking: Tracking): number {
   const since = tracking.missingSince ?? 0;
@@ -206,7 +210,7 @@ export class BaselineCore {
    * after the loss (netlink's announcement of it, or else the read that found it) cannot have
    * caused it, nor can anything that process did.
    */
-  #coincided(tracking: Tracking): boolean {
+  #coincided(tracking: Tracking): { coincided: boolean; onlyLater: boolean } {
     const slack = this.#options.coincidenceSlackMs;
     const since = tracking.missingSince ?? 0;
     const { lastPresentAt } = tracking;
@@ -214,7 +218,8 @@ export class BaselineCore {
     const lost = lostAt(tracking);
     const laterStart = this.#activity.find((entry) => entry.exact && entry.at > lost);
     const to = Math.min(since + slack, laterStart ? laterStart.at - 1e-6 : Infinity);
-    return this.networkdActiveBetween(from, to);
+    const before = this.networkdActiveBetween(from, lost);
+    return { coincided: before || this.networkdActiveBetween(from, to), onlyLater: !before && this.networkdActiveBetween(lost, to) };
   }
 
   /**
@@ -378,7 +383,7 @@ export class BaselineCore {
       source,
       missingSince: since,
       lostAt: lostAt(tracking),
-      coincidedWithNetworkd: this.#coincided(tracking),
+      ...attribution(this.#coincided(tracking)),
     };
     if (origin.pod !== undefined) entry.pod = origin.pod;
     return entry;

@@ -28,7 +28,7 @@ export function readNetworkd(event: SignalEvent, onBusBefore: boolean | undefine
     case 'NetworkdRestarted':
       return { restart: true, what: 'networkd restarted' };
     case 'NetworkdStarted':
-      return { restart: false, what: `networkd process ${event.pid} started ${Math.round(event.at - event.startedAt)} ms before connwatch heard of it` };
+      return { restart: false, what: `networkd process ${event.pid} started ${Math.round(event.at - event.startedAt)} ms before connwatch read its start time` };
     case 'AddressRemoved':
     case 'AddressAdded':
       if (cniDevices.some((pattern) => deviceMatches(pattern, event.item.dev))) return undefined;

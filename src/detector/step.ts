@@ -388,7 +388,7 @@ function attempt(run: Run, e: Episode): void {
   if (e.restores >= s.config.maxRepeats) return e.lastWriteFailure ? failed(run, e, e.lastWriteFailure, false) : fighting(run, e);
   const startDue = awaitingStart(s, e, now.at);
   if (startDue !== undefined) {
-    if (!e.waitedForStart) note(run, e, "waiting for networkd's start time: some items were missing before its restart was heard (an operator's removal is not networkd's)");
+    if (!e.waitedForStart) note(run, e, "waiting for networkd's start time: some items were lost before any sign of networkd (an operator's removal just before a restart is not networkd's)");
     e.waitedForStart = true;
     return setWake(e, startDue, 'reconsider');
   }
@@ -411,14 +411,14 @@ function attempt(run: Run, e: Episode): void {
 const START_WAIT_MS = 500;
 
 /**
- * When items were already missing before networkd's restart was heard, only the process's start
- * time tells an operator's removal from networkd's flush: wait for it (a moment), unless it is known.
- * Returns when to look again, or undefined to go ahead.
+ * When a loss is networkd's only by activity heard after it, only the process's start time tells an
+ * operator's removal just before a restart from a flush whose signals lagged: wait for it (a moment),
+ * unless it is known. Returns when to look again, or undefined to go ahead.
  */
 function awaitingStart(s: DetectorState, e: Episode, now: number): number | undefined {
   const heard = s.restartHeardAt;
   if (heard === undefined || (s.startReadAt ?? -Infinity) >= heard || now >= heard + START_WAIT_MS) return undefined;
-  return e.missing.some((m) => (m.lostAt ?? Infinity) < heard) ? heard + START_WAIT_MS : undefined;
+  return e.missing.some((m) => m.datedByLaterSignal) ? heard + START_WAIT_MS : undefined;
 }
 
 function rateLimitWait(s: DetectorState, now: number): number {

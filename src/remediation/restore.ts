@@ -40,9 +40,10 @@ export class RestoreAction {
       const decision = gate.preview('restore').decision;
       if (decision === command.unlessDeclined) return { held: [], done: { kind: 'unchanged', decision } };
     }
-    const { keep, withdrawn } = await this.#confirmOwnership(command.items);
-    const plan = await writer.plan(keep.map((m) => m.item));
+    // Asked side by side: the CNI's answer must not add its latency to the restore's.
+    const [{ keep, withdrawn }, planned] = await Promise.all([this.#confirmOwnership(command.items), writer.plan(command.items.map((m) => m.item))]);
     const labels = new Map(keep.map((m) => [m.item, m]));
+    const plan = { ordered: planned.ordered.filter((item) => labels.has(item)), held: planned.held.filter((h) => labels.has(h.item)) };
     const held = plan.held.map((h) => ({ label: labelOf(labels, h.item), waitsFor: h.waitsFor }));
     const extra = withdrawn.length > 0 ? { withdrawn } : {};
     if (plan.ordered.length === 0) return { held, ...extra, done: { kind: 'nothing-writable' } };

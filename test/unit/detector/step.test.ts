@@ -344,19 +344,18 @@ describe('attribution (issue 12)', () => {
     expect(commands.at(-1)).toEqual({ kind: 'reread', trigger: 'NetworkdStarted', followUps: true });
   });
 
-  it('items lost before the restart was heard wait for networkd\'s start time (a moment) before any restore', () => {
+  it('items networkd\'s only by activity heard after their loss wait for networkd\'s start time (a moment) before any restore', () => {
     const w = new World();
-    const lostAt = w.now;
     w.clock.advance(100);
     w.restart();
     const heardAt = w.now;
     w.remove(proxyRule);
-    const stale = (m: MissingItem) => ({ ...m, lostAt });
+    const stale = (m: MissingItem) => ({ ...m, datedByLaterSignal: true });
     const report = () => { const r = w.report(); return { ...r, missing: r.missing.map(stale) }; };
     w.feed({ kind: 'damage', report: report() });
     w.advance(CONFIG.quietPeriodMs);
     expect(w.written).toEqual([]);
-    expect(w.notes()).toContain("waiting for networkd's start time: some items were missing before its restart was heard (an operator's removal is not networkd's)");
+    expect(w.notes()).toContain("waiting for networkd's start time: some items were lost before any sign of networkd (an operator's removal just before a restart is not networkd's)");
     // The start time arrives: the re-read it calls for dates the loss before networkd started — not networkd's.
     const commands = w.signal({ kind: 'NetworkdStarted', startedAt: heardAt - 20, pid: 7 });
     expect(commands.some((c) => c.kind === 'restore')).toBe(false);
@@ -366,18 +365,23 @@ describe('attribution (issue 12)', () => {
     expect(incidentSnapshot(w.state)).toMatchObject({ notRepaired: { items: [{ item: '-4 rule pref 9 from all fwmark 0x200/0xf00 lookup 2004 proto unspec' }] } });
   });
 
-  it('without a start time, items lost before the heard restart are restored after the wait', () => {
+  it('without a start time, items dated only by a later signal are restored after the wait; a loss after networkd\'s first sign waits for nothing', () => {
     const w = new World();
-    const lostAt = w.now;
     w.clock.advance(100);
     w.restart();
     w.remove(proxyRule);
     const r = w.report();
-    w.feed({ kind: 'damage', report: { ...r, missing: r.missing.map((m) => ({ ...m, lostAt })) } });
+    w.feed({ kind: 'damage', report: { ...r, missing: r.missing.map((m) => ({ ...m, datedByLaterSignal: true })) } });
     w.advance(400);
     expect(w.written).toEqual([]);
     w.advance(200);
     expect(w.written).toEqual([proxyRule]);
+    const next = new World();
+    next.restart();
+    next.remove(proxyRule);
+    next.damage();
+    next.advance(CONFIG.quietPeriodMs);
+    expect(next.written).toEqual([proxyRule]);
   });
 
   it('a networkd started shortly before connwatch listened opens an episode; one running since boot does not', () => {
@@ -387,7 +391,7 @@ describe('attribution (issue 12)', () => {
     expect(old.kinds('networkdActivity')).toEqual([{ kind: 'networkdActivity', at: old.now - 3_600_000, exact: true }]);
     const fresh = new World();
     fresh.signal({ kind: 'NetworkdStarted', startedAt: fresh.now - 300, pid: 2 });
-    expect(fresh.episode()?.trigger).toMatch(/^networkd process 2 started 300 ms before connwatch heard of it$/);
+    expect(fresh.episode()?.trigger).toMatch(/^networkd process 2 started 300 ms before connwatch read its start time$/);
   });
 });
 
