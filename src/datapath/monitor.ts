@@ -209,7 +209,7 @@ export class DatapathMonitor implements DatapathSensor {
     if (report.withheld.length > 0) this.#scheduleGraceChecks();
     // A rule or route the CNI just added is learned at once (a new pod's items must be known before
     // the next flush can take them), not at the next steady pass.
-    const added = trigger === 'RuleAdded' || trigger === 'RouteAdded';
+    const added = trigger === 'RuleAdded' || trigger === 'RouteAdded' || this.#seenAdded.size > 0;
     const wantsEvidence = added || trigger === 'start' || trigger === 'steady' || report.withheld.length > 0 || report.missing.some((entry) => entry.pod);
     // Not awaited: the CNI's API may hang mid-incident, and reads must not wait for it.
     if (wantsEvidence) void this.#learnSoon(trigger);
@@ -266,8 +266,10 @@ export class DatapathMonitor implements DatapathSensor {
     const snapshot = this.#lastSnapshot;
     if (this.#stopped || !snapshot) return;
     const seen = [...this.#seenAdded.values()];
-    this.#seenAdded.clear();
     const outcome = this.#core.learn(snapshot, evidence, this.#ctx.clock.monotonic(), this.#ctx.clock.now(), seen);
+    // Kept until the CNI has answered with its endpoint list: a new pod's items must not be forgotten
+    // because its API was busy during the flush.
+    if (evidence.cilium?.endpoints) this.#seenAdded.clear();
     this.#lastLearn = { ...outcome, at: this.#ctx.clock.monotonic() };
     if (outcome.added.length > 0 || outcome.dropped.length > 0) {
       this.#logLearning(outcome);

@@ -54,7 +54,8 @@ export function callsForReread(event: SignalEvent): boolean {
   return event.kind !== 'BusConnection' && event.kind !== 'UpgradeStarted';
 }
 
-/** Signals that can satisfy what a held restore waits for: networkd back, an address re-added, a link configured. */
-export function liftsHold(event: SignalEvent): boolean {
-  return event.kind === 'NetworkdRestarted' || event.kind === 'AddressAdded' || (event.kind === 'LinkStateChanged' && event.administrativeState === 'configured');
+/** Signals that can satisfy what a held restore waits for: networkd back, an address re-added on networkd's links, a link configured. */
+export function liftsHold(event: SignalEvent, cniDevices: readonly string[] = []): boolean {
+  if (event.kind === 'AddressAdded') return !cniDevices.some((pattern) => deviceMatches(pattern, event.item.dev));
+  return event.kind === 'NetworkdRestarted' || (event.kind === 'LinkStateChanged' && event.administrativeState === 'configured');
 }

@@ -56,6 +56,12 @@ export interface Episode {
   written?: { at: number; keys: string[]; ok: boolean; reason?: string };
   /** Whether the timeline already says the restore waits for networkd's start time. */
   waitedForStart?: boolean;
+  /** Until when the rate limit holds this episode's restore (journalled once per hold). */
+  rateHeldUntil?: number;
+  /** Attempts in a row that could write nothing (per-pod items the CNI cannot confirm): backs off. */
+  unwritable: number;
+  /** Verify targets did not answer: the page stays until a later restore is verified. */
+  targetsFailed?: boolean;
   /** The one wake-up this episode waits for. */
   wake?: { at: number; what: 'reconsider' | 'verifyStable' };
 }
@@ -95,6 +101,8 @@ export interface DetectorState {
   busy?: { kind: 'restore' | 'verify' | 'checkTargets'; episode: number };
   /** Pages this detector raised or resolved; absent = unknown (a previous run's may be replayed). */
   pages: Partial<Record<DetectorCause, 'firing' | 'clear'>>;
+  /** What the firing DatapathDamage page says about the restore ("restoring|afterNetworkd"): a change re-words it. */
+  damageWords?: string;
   /** The last damage report's summary (undefined before the first read). */
   damage?: { at: number; critical: number; degraded: number; trigger: string };
 }

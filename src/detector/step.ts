@@ -26,6 +26,8 @@ const UNMANAGED = new Set(['unmanaged', 'linger']);
 const MAX_VERIFY_FAILURES = 5;
 const RETRY_BASE_MS = 50;
 const RATE_WINDOW_MS = 60_000;
+/** The longest pause between attempts that could write nothing. */
+const UNWRITABLE_MAX_MS = 30_000;
 const TIMELINE_MAX = 100;
 
 /** One step's working set: the copied state, the time, and the commands so far. */
@@ -100,7 +102,7 @@ function onSignal(run: Run, event: SignalEvent): void {
   if (event.kind === 'NetworkdStarted') s.startReadAt = event.at;
   if (event.kind === 'CiliumRestarted') run.out.push({ kind: 'cniRestarted', at: event.at });
   const e = s.episode;
-  if (e && liftsHold(event)) {
+  if (e && liftsHold(event, s.config.cniDevices)) {
     e.holdUntil = undefined;
     e.liftedAt = event.at;
   }
@@ -164,7 +166,7 @@ function onRestored(run: Run, episode: number, result: RestoreResult): void {
   s.busy = undefined;
   const done = result.done;
   if (done.kind === 'written') {
-    s.recentWrites.push(now.at);
+    s.recentWrites = [...s.recentWrites.filter((at) => now.at - at < RATE_WINDOW_MS), now.at];
     s.lastWrite = { at: now.at, keys: done.keys };
     count(run, done.outcome.ok ? 'restored' : (done.outcome.detail as { added?: number } | undefined)?.added ? 'partial' : 'failed');
   } else if (done.kind === 'declined') {
@@ -190,7 +192,8 @@ function onRestored(run: Run, episode: number, result: RestoreResult): void {
       if (e.missing.length === 0) break;
       // Nothing can be written yet; the next networkd signal (an address coming back) reconsiders —
       // or already did while the plan was being made: then look again at once.
-      const holdMs = (e.liftedAt ?? -Infinity) >= (e.attemptAt ?? Infinity) ? 0 : s.config.quietPeriodMs;
+      // Backing off while nothing can be written (the CNI's API down): every try asks it again.
+      const holdMs = (e.liftedAt ?? -Infinity) >= (e.attemptAt ?? Infinity) ? 0 : Math.min(UNWRITABLE_MAX_MS, s.config.quietPeriodMs * 2 ** e.unwritable++);
       e.holdUntil = now.at + holdMs;
       setWake(e, now.at + holdMs, 'reconsider');
       break;
@@ -205,6 +208,7 @@ function onRestored(run: Run, episode: number, result: RestoreResult): void {
       break;
     }
     case 'written': {
+      e.unwritable = 0;
       e.restores++;
       const { outcome } = done;
       e.written = { at: now.at, keys: done.keys, ok: outcome.ok, ...(outcome.ok ? {} : { reason: outcome.reason }) };
@@ -279,6 +283,7 @@ function onTargets(run: Run, episode: number, checked: number, failedTargets: { 
   if (failedTargets.length > 0) {
     note(run, e, `verify targets not answering: ${failedTargets.map((t) => `${t.target} (${t.reason})`).join(', ')}`);
     e.state = 'failed';
+    e.targetsFailed = true;
     raise(run, e, { cause: 'RestoreFailed', ...episodeFacts(e), reason: `${failedTargets.length} verify target(s) do not answer`, restoredButUnreachable: true });
     return;
   }
@@ -322,7 +327,7 @@ function activity(run: Run, at: number, wallAt: number, what: string, isRestart:
 function open(run: Run, trigger: string, at: number, wallAt: number): Episode {
   const { s } = run;
   if (s.episode) close(run, 'ended');
-  const e: Episode = { id: ++s.episodes, trigger, triggerAt: at, triggerWall: wallAt, lastActivityAt: at, linksConfigured: [], restores: 0, state: 'waiting', missing: [], timeline: [], parked: false, verifyFailures: 0, detected: false, restartHeard: false };
+  const e: Episode = { id: ++s.episodes, trigger, triggerAt: at, triggerWall: wallAt, lastActivityAt: at, linksConfigured: [], restores: 0, state: 'waiting', missing: [], timeline: [], parked: false, verifyFailures: 0, detected: false, restartHeard: false, unwritable: 0 };
   s.episode = e;
   return e;
 }
@@ -358,7 +363,8 @@ function readBeforeWrite(s: DetectorState, report: DamageReport): boolean {
 function reconsider(run: Run): void {
   const { s, now } = run;
   const e = s.episode;
-  if (!e || e.state !== 'waiting' || e.missing.length === 0 || e.parked || s.busy) return;
+  if (!e || e.state !== 'waiting' || e.parked || s.busy) return;
+  if (e.missing.length === 0) return endWhenQuiet(run, e);
   e.wake = undefined;
   const quietLeft = e.lastActivityAt + s.config.quietPeriodMs - now.at;
   if (flushOver(s, e) || quietLeft <= 0) attempt(run, e);
@@ -378,7 +384,9 @@ function attempt(run: Run, e: Episode): void {
   // The rate limit is for a flapping networkd; an item without which the node is dark never waits
   // for it (the repeat cap still ends a fight).
   const waitMs = e.missing.some((m) => m.severity === 'critical') ? 0 : rateLimitWait(s, now.at);
+  if (waitMs > 0 && (e.rateHeldUntil ?? -Infinity) > now.at) return setWake(e, e.rateHeldUntil!, 'reconsider');
   if (waitMs > 0) {
+    e.rateHeldUntil = now.at + waitMs;
     const why = `rate limited: next restore in ${Math.round(waitMs)} ms`;
     count(run, 'rate_limited');
     note(run, e, why);
@@ -417,8 +425,18 @@ const START_WAIT_MS = 500;
  */
 function awaitingStart(s: DetectorState, e: Episode, now: number): number | undefined {
   const heard = s.restartHeardAt;
-  if (heard === undefined || (s.startReadAt ?? -Infinity) >= heard || now >= heard + START_WAIT_MS) return undefined;
-  return e.missing.some((m) => m.datedByLaterSignal) ? heard + START_WAIT_MS : undefined;
+  if (heard === undefined || now >= heard + START_WAIT_MS || !e.missing.some((m) => m.datedByLaterSignal)) return undefined;
+  const startRead = s.startReadAt ?? -Infinity;
+  // Known, and a read since has dated the losses by it: the items left to restore are networkd's.
+  if (startRead >= heard && (s.damage?.at ?? -Infinity) > startRead) return undefined;
+  return heard + START_WAIT_MS;
+}
+
+/** A waiting episode with nothing to put back ends once networkd has been quiet for the episode window. */
+function endWhenQuiet(run: Run, e: Episode): void {
+  const endAt = e.lastActivityAt + run.s.config.episodeMs;
+  if (run.now.at >= endAt) return close(run, 'ended');
+  setWake(e, endAt, 'reconsider');
 }
 
 function rateLimitWait(s: DetectorState, now: number): number {
@@ -430,18 +448,18 @@ function rateLimitWait(s: DetectorState, now: number): number {
 /** Every repairable item is present: a waiting episode healed without a restore; a fighting or failed one is over. */
 function whole(run: Run, report: DamageReport): void {
   const e = run.s.episode;
+  // Targets that did not answer after a restore are not cured by the items being present.
+  if (e?.state === 'failed' && e.targetsFailed) return;
+  if (e?.state === 'fighting' || e?.state === 'failed') note(run, e, `every item back (${report.trigger}): resolving this episode's alerts`);
+  // Whole again (a Cilium restart, an operator): fighting and failure pages resolve, a replayed one too.
+  resolve(run, 'FightingNetworkd');
+  resolve(run, 'RestoreFailed');
   if (!e) return;
   if (e.state === 'waiting' && e.missing.length > 0) {
     note(run, e, `items back without a restore (${report.trigger})`);
     return close(run, 'ended');
   }
-  if (e.state === 'fighting' || e.state === 'failed') {
-    // Whole again (a Cilium restart, an operator): the pages this episode raised resolve.
-    note(run, e, `every item back (${report.trigger}): resolving this episode's alerts`);
-    resolve(run, 'FightingNetworkd');
-    resolve(run, 'RestoreFailed');
-    close(run, e.state);
-  }
+  if (e.state === 'fighting' || e.state === 'failed') close(run, e.state);
 }
 
 /** Items missing without networkd activity: an operator or the CNI removed them. Reported once per distinct set, never repaired. */
@@ -491,14 +509,19 @@ function damagePage(run: Run, report: DamageReport, repairable: MissingItem[]): 
     resolve(run, 'DatapathDamage');
     return;
   }
-  if (run.s.pages.DatapathDamage === 'firing') return;
+  const restoring = repairable.length > 0;
+  const afterNetworkd = restoring || report.coincidedWithNetworkd;
+  const words = `${restoring}|${afterNetworkd}`;
+  // Raised once; raised again only when what it says about the restore changes.
+  if (run.s.pages.DatapathDamage === 'firing' && run.s.damageWords === words) return;
+  run.s.damageWords = words;
   run.out.push({
     kind: 'raise',
     facts: {
       cause: 'DatapathDamage',
       critical: critical.length,
-      afterNetworkd: repairable.length > 0 || report.coincidedWithNetworkd,
-      restoring: repairable.length > 0,
+      afterNetworkd,
+      restoring,
       trigger: report.trigger,
       missing: report.missing.map((m) => ({ item: m.label, severity: m.severity, profile: m.profile })),
     },

@@ -406,16 +406,43 @@ describe('the damage page follows the detector', () => {
     expect(pages).toHaveLength(1);
     expect(pages[0]).toMatchObject({ facts: { cause: 'DatapathDamage', critical: 1, afterNetworkd: true, restoring: true, missing: [{ item: '-4 rule pref 100 from all lookup local proto unspec', severity: 'critical', profile: 'cilium' }, expect.objectContaining({ severity: 'degraded' })] } });
     w.advance(10_000);
-    expect(w.pages()).toEqual(['raise DatapathDamage', 'resolve DatapathDamage', 'resolve RestoreFailed', 'resolve FightingNetworkd']);
+    expect(w.pages()).toEqual(['raise DatapathDamage', 'resolve DatapathDamage', 'resolve FightingNetworkd', 'resolve RestoreFailed']);
   });
 
-  it('does not page for degraded-only damage, and resolves a replayed page on the first clean report', () => {
+  it('does not page for degraded-only damage, and resolves replayed pages on the first clean report', () => {
     const w = new World();
     w.damage('start');
-    expect(w.pages()).toEqual(['resolve DatapathDamage']);
+    const replayed = ['resolve DatapathDamage', 'resolve FightingNetworkd', 'resolve RestoreFailed'];
+    expect(w.pages()).toEqual(replayed);
     w.remove(proxyRule);
     w.damage();
-    expect(w.pages()).toEqual(['resolve DatapathDamage']);
+    expect(w.pages()).toEqual(replayed);
+  });
+
+  it('review: the page is re-worded when what it says about the restore changes, not on every report', () => {
+    const w = new World({ notCoincided: ALL, gate: () => 'killed' });
+    w.remove(lookupLocal);
+    w.damage('steady');
+    w.remove(viaGw);
+    w.damage('steady');
+    const raises = () => w.commands.filter((c): c is Extract<DetectorCommand, { kind: 'raise' }> => c.kind === 'raise').map((c) => c.facts);
+    expect(raises()).toEqual([expect.objectContaining({ cause: 'DatapathDamage', restoring: false, afterNetworkd: false })]);
+    w.state = { ...w.state, carried: [itemKey(lookupLocal)] }; // the same loss now known to be networkd's
+    w.damage('steady');
+    expect(raises().at(-1)).toMatchObject({ cause: 'DatapathDamage', restoring: true, afterNetworkd: true });
+    expect(raises()).toHaveLength(2);
+  });
+
+  it('review: a RestoreFailed for verify targets is not resolved by the items being present', () => {
+    const w = new World({ deadTargets: ['10.0.0.1:6443'] });
+    w.remove(...ALL);
+    w.damage();
+    w.advance(10_000);
+    expect(state(w)).toBe('failed');
+    w.damage('steady');
+    const sinceRaise = w.pages().slice(w.pages().indexOf('raise RestoreFailed'));
+    expect(sinceRaise).toEqual(['raise RestoreFailed']);
+    expect(state(w)).toBe('failed');
   });
 
   it('a loss without networkd activity is paged as not restored', () => {
@@ -430,6 +457,72 @@ describe('the damage page follows the detector', () => {
     w.remove(lookupLocal);
     w.damage('start');
     expect(raised(w, 'DatapathDamage')?.facts).toMatchObject({ afterNetworkd: true, restoring: true });
+  });
+});
+
+describe('review findings', () => {
+  it('recentWrites stays within the rate window even when every restore has a critical item', () => {
+    const w = new World({ config: { episodeMs: 5_000 } });
+    for (let n = 0; n < 30; n++) {
+      w.restart();
+      w.remove(lookupLocal);
+      w.damage();
+      w.advance(CONFIG.quietPeriodMs + CONFIG.verifyStableMs);
+      w.clock.advance(10_000);
+    }
+    expect(w.written).toHaveLength(30);
+    expect(w.state.recentWrites.length).toBeLessThanOrEqual(5);
+  });
+
+  it('an episode that never lost anything ends once networkd has been quiet for the episode window', () => {
+    const w = new World({ config: { episodeMs: 5_000 } });
+    w.restart();
+    w.damage();
+    expect(incidentSnapshot(w.state)).toMatchObject({ state: 'Suspect' });
+    w.advance(6_000);
+    expect(w.episode()).toBeUndefined();
+    expect(last(w)).toBe('ended');
+    expect(incidentSnapshot(w.state)).toMatchObject({ state: 'Healthy' });
+  });
+
+  it('a rate-limited restore is journalled and counted once per hold, not per report', () => {
+    const w = new World({ config: { rateLimitPerMinute: 1, episodeMs: 5_000 } });
+    w.remove(proxyRule);
+    w.damage();
+    w.advance(CONFIG.quietPeriodMs + CONFIG.verifyStableMs);
+    w.restart();
+    w.remove(proxyRule);
+    w.damage();
+    w.advance(CONFIG.quietPeriodMs);
+    for (let n = 0; n < 5; n++) w.damage('steady');
+    expect(w.kinds('restoreHeld')).toHaveLength(1);
+    expect(w.counts().filter((c) => c === 'rate_limited')).toHaveLength(1);
+  });
+
+  it("the start-time wait goes ahead only on a report read after the start time was known", () => {
+    const w = new World();
+    w.clock.advance(100);
+    w.restart();
+    w.remove(proxyRule);
+    const r = w.report();
+    w.feed({ kind: 'damage', report: { ...r, missing: r.missing.map((m) => ({ ...m, datedByLaterSignal: true })) } });
+    w.signal({ kind: 'NetworkdStarted', startedAt: w.now - 10, pid: 9 });
+    w.link(2, 'configured'); // reconsiders before the re-read the start time called for
+    w.advance(100);
+    expect(w.written).toEqual([]);
+  });
+
+  it("an address added to a pod's own veth lifts no hold", () => {
+    const w = new World();
+    w.restart();
+    w.remove(...ALL);
+    w.damage();
+    const e = w.episode()!;
+    w.state = { ...w.state, episode: { ...e, holdUntil: w.now + 10_000 } };
+    w.signal({ kind: 'AddressAdded', item: { family: 6, dev: 'lxc-pod-a', address: 'fe80::1/64' } });
+    expect(w.episode()?.holdUntil).toBeDefined();
+    w.signal({ kind: 'AddressAdded', item: { family: 4, dev: 'eth0', address: '10.77.0.1/24' } });
+    expect(w.episode()?.holdUntil).toBeUndefined();
   });
 });
 
