@@ -192,8 +192,11 @@ function onRestored(run: Run, episode: number, result: RestoreResult): void {
       if (e.missing.length === 0) break;
       // Nothing can be written yet; the next networkd signal (an address coming back) reconsiders —
       // or already did while the plan was being made: then look again at once.
-      // Backing off while nothing can be written (the CNI's API down): every try asks it again.
-      const holdMs = (e.liftedAt ?? -Infinity) >= (e.attemptAt ?? Infinity) ? 0 : Math.min(UNWRITABLE_MAX_MS, s.config.quietPeriodMs * 2 ** e.unwritable++);
+      // Backing off only while the CNI cannot confirm per-pod items (every try asks it again); items
+      // held for their address wait for networkd, which the next signal says.
+      const unconfirmed = (result.withdrawn ?? []).some((w) => !w.final) && result.held.length === 0;
+      const backoff = unconfirmed ? Math.min(UNWRITABLE_MAX_MS, s.config.quietPeriodMs * 2 ** e.unwritable++) : s.config.quietPeriodMs;
+      const holdMs = (e.liftedAt ?? -Infinity) >= (e.attemptAt ?? Infinity) ? 0 : backoff;
       e.holdUntil = now.at + holdMs;
       setWake(e, now.at + holdMs, 'reconsider');
       break;
