@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { callsForReread, incidentSnapshot, initialState, readNetworkd, step } from '../../../src/detector/index.js';
 import { itemKey } from '../../../src/datapath/items.js';
-import type { DetectorCommand, GateDecision, MissingItem, SignalEvent } from '../../../src/types.js';
+import type { DetectorCommand, GateDecision, SignalEvent } from '../../../src/types.js';
 import { ALL, CONFIG, lookupLocal, missingItem, onLink, PLAN_ORDER, proxyRule, viaGw, World } from './world.js';
 
 const state = (w: World) => w.episode()?.state;
@@ -350,16 +350,14 @@ describe('attribution (issue 12)', () => {
     w.restart();
     const heardAt = w.now;
     w.remove(proxyRule);
-    const stale = (m: MissingItem) => ({ ...m, datedByLaterSignal: true });
-    const report = () => { const r = w.report(); return { ...r, missing: r.missing.map(stale) }; };
-    w.feed({ kind: 'damage', report: report() });
+    w.damage('netlink', { datedByLaterSignal: true });
     w.advance(CONFIG.quietPeriodMs);
     expect(w.written).toEqual([]);
     expect(w.notes()).toContain("waiting for networkd's start time: some items were lost before any sign of networkd (an operator's removal just before a restart is not networkd's)");
     // The start time arrives: the re-read it calls for dates the loss before networkd started — not networkd's.
     const commands = w.signal({ kind: 'NetworkdStarted', startedAt: heardAt - 20, pid: 7 });
     expect(commands.some((c) => c.kind === 'restore')).toBe(false);
-    w.feed({ kind: 'damage', report: { ...report(), missing: report().missing.map((m) => ({ ...m, coincidedWithNetworkd: false })), coincidedWithNetworkd: false } });
+    w.damage('NetworkdStarted', { coincidedWithNetworkd: false });
     w.advance(5_000);
     expect(w.written).toEqual([]);
     expect(incidentSnapshot(w.state)).toMatchObject({ notRepaired: { items: [{ item: '-4 rule pref 9 from all fwmark 0x200/0xf00 lookup 2004 proto unspec' }] } });
@@ -370,8 +368,7 @@ describe('attribution (issue 12)', () => {
     w.clock.advance(100);
     w.restart();
     w.remove(proxyRule);
-    const r = w.report();
-    w.feed({ kind: 'damage', report: { ...r, missing: r.missing.map((m) => ({ ...m, datedByLaterSignal: true })) } });
+    w.damage('netlink', { datedByLaterSignal: true });
     w.advance(400);
     expect(w.written).toEqual([]);
     w.advance(200);
@@ -504,8 +501,7 @@ describe('review findings', () => {
     w.clock.advance(100);
     w.restart();
     w.remove(proxyRule);
-    const r = w.report();
-    w.feed({ kind: 'damage', report: { ...r, missing: r.missing.map((m) => ({ ...m, datedByLaterSignal: true })) } });
+    w.damage('netlink', { datedByLaterSignal: true });
     w.signal({ kind: 'NetworkdStarted', startedAt: w.now - 10, pid: 9 });
     w.link(2, 'configured'); // reconsiders before the re-read the start time called for
     w.advance(100);

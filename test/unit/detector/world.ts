@@ -115,8 +115,10 @@ export class World {
     return { at, trigger, missing, coincidedWithNetworkd: missing.some((m) => m.coincidedWithNetworkd) };
   }
 
-  damage(trigger = 'netlink'): DetectorCommand[] {
-    return this.feed({ kind: 'damage', report: this.report(trigger) });
+  /** Feeds the datapath's report now; `extra` overrides what every missing item says (say, how its loss was dated). */
+  damage(trigger = 'netlink', extra: Partial<MissingItem> = {}): DetectorCommand[] {
+    const report = this.report(trigger);
+    return this.feed({ kind: 'damage', report: { ...report, missing: report.missing.map((m) => ({ ...m, ...extra })) } });
   }
 
   /** Moves the clock, delivering the ticks the detector asked for on the way. */
