@@ -314,12 +314,18 @@ export class BaselineCore {
     return [...this.#members.values()].flatMap((member) => (member.item.kind === 'rule' ? [member.item] : []));
   }
 
-  /** Compares the live snapshot with the baseline and the invariants; updates loss tracking. */
-  assess(snapshot: DatapathSnapshot, trigger: string, at: number): DatapathDamageReport {
+  /**
+   * Compares the live snapshot with the baseline and the invariants; updates loss tracking. `at`:
+   * when the read started (the report's time); `doneAt`: when it ended. An item the read found is
+   * known present from `at`; one it missed is known gone only from `doneAt` — a read that overlaps
+   * networkd's start must not date the flush before networkd.
+   */
+  assess(snapshot: DatapathSnapshot, trigger: string, at: number, doneAt = at): DatapathDamageReport {
     const liveKeys = new Set([...snapshot.rules, ...snapshot.routes].map(itemKey));
     const missing: MissingMember[] = [];
     for (const member of this.#members.values()) {
-      const tracking = this.#track(member.key, liveKeys.has(member.key), at);
+      const present = liveKeys.has(member.key);
+      const tracking = this.#track(member.key, present, present ? at : doneAt);
       if (tracking.missingSince === undefined) continue;
       missing.push(this.#missing(member.key, member.item, member, 'baseline', tracking));
     }
@@ -328,7 +334,7 @@ export class BaselineCore {
     for (const breach of checkInvariants(this.#profiles, snapshot.rules)) {
       const key = itemKey(breach.item);
       breachKeys.add(key);
-      const tracking = this.#track(key, false, at);
+      const tracking = this.#track(key, false, doneAt);
       if (seen.has(key) || missing.some((entry) => sameLookup(entry.item, breach.item))) continue;
       const origin = { profile: breach.profile, severity: breach.invariant.severity, matcher: breach.invariant.description };
       missing.push(this.#missing(key, breach.item, origin, 'invariant', tracking));

@@ -55,6 +55,8 @@ export class DatapathMonitor implements DatapathSensor {
   #queuedWaiters: ((report: DatapathDamageReport | undefined) => void)[] = [];
   #lastReport: DatapathDamageReport | undefined;
   readonly #seenAdded = new Map<string, DatapathItem>();
+  /** When the last successful read ended (monotonic). */
+  #lastReadDoneAt: number | undefined;
   #lastSnapshot: DatapathSnapshot | undefined;
   #lastMissingKeys = '';
   #lastRead: { at: number; ok: boolean; reason?: string; hint?: string; unsupported: UnsupportedEntry[] } | undefined;
@@ -204,7 +206,8 @@ export class DatapathMonitor implements DatapathSensor {
     this.#metrics.reads.inc({ result: 'ok' });
     this.#lastRead = { at: read.snapshot.at, ok: true, unsupported: read.unsupported };
     this.#lastSnapshot = read.snapshot;
-    const report = this.#core.assess(read.snapshot, trigger, read.snapshot.at);
+    this.#lastReadDoneAt = this.#ctx.clock.monotonic();
+    const report = this.#core.assess(read.snapshot, trigger, read.snapshot.at, this.#lastReadDoneAt);
     this.#publishReport(report);
     if (report.withheld.length > 0) this.#scheduleGraceChecks();
     // A rule or route the CNI just added is learned at once (a new pod's items must be known before
@@ -274,7 +277,7 @@ export class DatapathMonitor implements DatapathSensor {
     if (outcome.added.length > 0 || outcome.dropped.length > 0) {
       this.#logLearning(outcome);
       await this.#save();
-      this.#publishReport(this.#core.assess(snapshot, trigger, snapshot.at));
+      this.#publishReport(this.#core.assess(snapshot, trigger, snapshot.at, this.#lastReadDoneAt ?? snapshot.at));
     } else {
       this.#publishStatus();
     }

@@ -203,6 +203,17 @@ describe('damage', () => {
     expect(core.assess(snapshot(gone, T0 + 30), 'RuleRemoved', T0 + 30).missing.map((entry) => entry.coincidedWithNetworkd)).toEqual([false]);
   });
 
+  it('review: a read that overlapped networkd\'s start dates a silent loss by its end, so the flush stays networkd\'s', () => {
+    const core = new BaselineCore([ciliumProfile], options);
+    core.learn(snapshot(post), healthy, T0, WALL);
+    core.assess(snapshot(post, T0 + 1_000), 'steady', T0 + 1_000);
+    const dropped = { ...post, route4: without(post.route4, (entry) => entry.gateway !== undefined) };
+    core.noteNetworkdActivity(T0 + 2_010, { exact: true }); // the new networkd started while the read ran
+    const overlapping = core.assess(snapshot(dropped, T0 + 2_000), 'NetworkdOnBus', T0 + 2_000, T0 + 2_030);
+    expect(overlapping.missing.length).toBeGreaterThan(0);
+    expect(overlapping.missing.every((entry) => entry.coincidedWithNetworkd)).toBe(true);
+  });
+
   it('regression (issue 12): a flush by a networkd that started just before connwatch\'s first read is networkd\'s', () => {
     const core = learned();
     core.noteNetworkdActivity(T0 - 300, { exact: true });
