@@ -52,7 +52,8 @@ export class RestoreAction {
     const result = await gate.submit({
       kind: 'restore',
       summary: `re-install ${items.length} item(s) networkd removed: ${itemLabels.join('; ')}`,
-      evidence: command.evidence,
+      // What is put back, as confirmed with the CNI just now; what it withdrew is said apart.
+      evidence: { ...(command.evidence as object), missing: keep, ...(withdrawn.length > 0 ? { withdrawn } : {}) },
       execute: (signal) => this.#writeAll(items, itemLabels, signal),
     });
     if (result.decision !== 'executed') return { held, ...extra, done: { kind: 'declined', decision: result.decision, why: gate.preview('restore').why ?? result.decision, count: items.length } };
