@@ -182,7 +182,9 @@ export class SinkWorker {
       return;
     }
     if (outcome.kind === 'delivered') job.record.acked.add(this.name);
-    if (outcome.kind === 'delivered') this.#refusing = undefined;
+    // Only a new version getting through lifts a sink-wide refusal: a re-post queued before the
+    // refusal came back says nothing about whether the sink takes new pages again.
+    if (outcome.kind === 'delivered' && !job.repost) this.#refusing = undefined;
     if (outcome.kind === 'permanent' && outcome.scope === 'sink') this.#refusing = outcome.reason;
     if (outcome.kind === 'permanent' && outcome.scope === 'alert') this.#refused.add(job.record);
     this.#finish(job, outcome);
