@@ -95,7 +95,10 @@ describe.skipIf(!root)('datapath reader and writer in a real network namespace',
     for (const item of planRestore(lost, damaged.addresses).ordered) expect((await addItem(run, item)).ok).toBe(true);
     const after = await read();
     expect(new Set(after.rules.map(itemKey))).toEqual(new Set(before.rules.map(itemKey)));
-    expect(new Set(after.routes.map(itemKey))).toEqual(new Set(before.routes.map(itemKey)));
+    // The kernel adds IPv6 link-local and multicast routes of its own a while after a link comes up
+    // (later still under load): they are not the test's to compare.
+    const settled = (routes: DatapathSnapshot['routes']) => new Set(routes.filter((route) => !/^(fe80:|ff00:)/.test(route.dst)).map(itemKey));
+    expect(settled(after.routes)).toEqual(settled(before.routes));
   });
 
   it('a failing write is data with a reason (unknown device)', async () => {
