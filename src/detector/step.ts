@@ -47,8 +47,7 @@ export function step(state: DetectorState, input: DetectorInput, now: Instant): 
     if (event.kind === 'RuleAdded' || event.kind === 'RouteAdded') commands.push({ kind: 'itemSeen', change: 'added', item: event.item, at: event.at });
     if (event.kind === 'RuleRemoved' || event.kind === 'RouteRemoved') commands.push({ kind: 'itemSeen', change: 'removed', item: event.item, at: event.at });
     if (callsForReread(input.event)) commands.push({ kind: 'reread', trigger: input.event.kind, followUps: false });
-    const wakeAt = state.episode?.wake?.at;
-    return { state, verdict: verdictOf(state), commands, ...(wakeAt === undefined ? {} : { wakeAt }) };
+    return result(state, commands);
   }
   const run: Run = { s: structuredClone(state), now, out: [] };
   switch (input.kind) {
@@ -71,8 +70,12 @@ export function step(state: DetectorState, input: DetectorInput, now: Instant): 
       onTargets(run, input.episode, input.checked, input.failed);
       break;
   }
-  const wakeAt = run.s.episode?.wake?.at;
-  return { state: run.s, verdict: verdictOf(run.s), commands: run.out, ...(wakeAt === undefined ? {} : { wakeAt }) };
+  return result(run.s, run.out);
+}
+
+function result(state: DetectorState, commands: DetectorCommand[]): StepResult {
+  const wakeAt = state.episode?.wake?.at;
+  return { state, verdict: verdictOf(state), commands, ...(wakeAt === undefined ? {} : { wakeAt }) };
 }
 
 // ─── inputs ─────────────────────────────────────────────────────────────────────────────────

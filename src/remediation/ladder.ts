@@ -6,7 +6,7 @@
  */
 import { Counter, Histogram } from 'prom-client';
 import { incidentSnapshot, step, type DetectorState } from '../detector/index.js';
-import type { BoxContext, DamageReport, DatapathSensor, DetectorCommand, DetectorInput, Pager, SignalEvent, Verdict } from '../types.js';
+import type { BoxContext, DamageReport, DatapathSensor, DetectorCommand, DetectorInput, Pager, SignalEvent } from '../types.js';
 import type { RestoreAction } from './restore.js';
 
 /** A command kind without a case here does not compile. */
@@ -28,7 +28,6 @@ export class Ladder {
   readonly #deps: LadderDeps;
   readonly #metrics;
   #state: DetectorState;
-  #verdict: Verdict | undefined;
   #timer: NodeJS.Timeout | undefined;
   #wakeAt: number | undefined;
   #actions: Promise<void> = Promise.resolve();
@@ -71,16 +70,6 @@ export class Ladder {
     this.#feed({ kind: 'damage', report });
   }
 
-  /** The detector's current state (tests, status). */
-  state(): DetectorState {
-    return this.#state;
-  }
-
-  /** The detector's latest verdict. */
-  verdict(): Verdict | undefined {
-    return this.#verdict;
-  }
-
   /** Stops the timer and waits for an action in flight; inputs after this are ignored. */
   async stop(): Promise<void> {
     this.#stopped = true;
@@ -106,7 +95,6 @@ export class Ladder {
     const before = this.#state;
     const result = step(before, input, { at: clock.monotonic(), wallAt: clock.now() });
     this.#state = result.state;
-    this.#verdict = result.verdict;
     for (const command of result.commands) {
       try {
         this.#run(command);
