@@ -4,23 +4,32 @@
  * Commands other than up/down/status act on `--name <lab>`, or on the only lab running.
  */
 import { pathToFileURL } from 'node:url';
-import { attachLab, downLab, listLabs, startLab } from './index.js';
+import { attachLab, downLab, listLabs, parseCiliumMode, startLab } from './index.js';
 import { isAlive } from './run.js';
 import { readState, stateFileFor } from './state.js';
 import type { LabProfile } from './types.js';
 
 const USAGE = `usage: npm run lab -- <command> [--name <lab>]
-  up [--profile cilium-pre-1.14|cilium-1.14] [--name <lab>] [--no-cilium]   build a lab, print its description (JSON)
+  up [--profile cilium-pre-1.14|cilium-1.14] [--name <lab>] [--no-cilium] [--remote-nodes N]
+                               build a lab, print its description (JSON)
   down [<lab>]                 remove a lab (all labs this tool created when no name is given)
   status                       list labs and whether their processes live
   restart-networkd             SIGTERM + start networkd; print rules and routes before and after (JSON)
   reconfigure [<link>]         networkctl reconfigure (all managed links when absent)
   restart-bus                  restart the lab's dbus-daemon
-  restart-cilium               the stand-in re-installs the profile's CNI state
+  restart-cilium [--process]   the stand-in re-installs the profile's CNI state and resets a
+                               non-persistent mode (--process: kill and start its process first)
+  cilium-mode [<mode> [json]]  switch the stand-in's mode: ok | unhealthy | slow | hostile |
+                               not-forwarding | no-health-endpoints; json adds fields, e.g.
+                               cilium-mode slow '{"delayMs":200,"jitterMs":50}'
+                               cilium-mode hostile '{"kind":"truncated"}'; no mode: print it
+  delay <target|all> <ms> [jitterMs]   delay every answer of a responder (0 clears)
+  responder-stop <target> | responder-start <target>   a responder down / up again
+  hog <workers>                run that many busy loops in the node namespace (0 stops them)
   pod-add <pod> [--peer]       endpoint churn: add a pod (on the node unless --peer)
   pod-del <pod>                remove a pod
-  loss <target> <percent>      random loss on the path to node|peer|<pod> (nftables numgen)
-  blackhole <target>           drop everything to node|peer|<pod>
+  loss <target> <percent>      random loss on the path to node|peer|pods|<pod> (nftables numgen)
+  blackhole <target>           drop everything to node|peer|pods|<pod> (pods: every pod address)
   clear                        remove loss and blackholes
   exec <target> -- <argv…>     run a command in node|peer|<pod> (lab bus at the standard path)`;
 
@@ -44,7 +53,7 @@ function parseArgs(argv: string[]): Args {
     }
     const key = a.slice(2);
     const next = head[i + 1];
-    if (['name', 'profile'].includes(key) && next !== undefined) {
+    if (['name', 'profile', 'remote-nodes'].includes(key) && next !== undefined) {
       flags.set(key, next);
       i++;
     } else flags.set(key, true);
@@ -85,7 +94,13 @@ async function command(cmd: string | undefined, args: Args): Promise<void> {
       const profile = (args.flags.get('profile') ?? 'cilium-pre-1.14') as LabProfile;
       if (profile !== 'cilium-pre-1.14' && profile !== 'cilium-1.14') throw new Error(`lab: --profile must be cilium-pre-1.14 or cilium-1.14, got ${String(profile)}`);
       const name = args.flags.get('name');
-      const lab = await startLab({ profile, ...(typeof name === 'string' ? { name } : {}), cilium: !args.flags.has('no-cilium') });
+      const remote = args.flags.get('remote-nodes');
+      const lab = await startLab({
+        profile,
+        ...(typeof name === 'string' ? { name } : {}),
+        ...(typeof remote === 'string' ? { remoteNodes: Number(remote) } : {}),
+        cilium: !args.flags.has('no-cilium'),
+      });
       return print(lab.description);
     }
     case 'down':
@@ -99,7 +114,35 @@ async function command(cmd: string | undefined, args: Args): Promise<void> {
     case 'restart-bus':
       return attachLab(pickLab(args)).restartBus();
     case 'restart-cilium':
-      return attachLab(pickLab(args)).restartCilium();
+      return attachLab(pickLab(args)).restartCilium({ process: args.flags.has('process') });
+    case 'cilium-mode': {
+      const lab = attachLab(pickLab(args));
+      if (!a1) return print(lab.description.cilium.mode);
+      let extra: unknown = {};
+      if (a2 !== undefined) {
+        try {
+          extra = JSON.parse(a2);
+        } catch {
+          throw new Error(`lab: cilium-mode: the second argument must be a JSON object, got ${a2}`);
+        }
+      }
+      if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) throw new Error('lab: cilium-mode: the second argument must be a JSON object');
+      return print(await lab.ciliumMode(parseCiliumMode({ ...extra, mode: a1 })));
+    }
+    case 'delay': {
+      const [, , , a3] = args.positional;
+      if (!a1 || a2 === undefined) throw new Error('lab: delay needs <target|all> <ms> [jitterMs]');
+      return attachLab(pickLab(args)).delay(a1, Number(a2), a3 === undefined ? 0 : Number(a3));
+    }
+    case 'responder-stop':
+      if (!a1) throw new Error('lab: responder-stop needs <target>');
+      return attachLab(pickLab(args)).stopResponder(a1);
+    case 'responder-start':
+      if (!a1) throw new Error('lab: responder-start needs <target>');
+      return attachLab(pickLab(args)).startResponder(a1);
+    case 'hog':
+      if (a1 === undefined) throw new Error('lab: hog needs <workers>');
+      return print({ pids: await attachLab(pickLab(args)).hog(Number(a1)) });
     case 'pod-add':
       if (!a1) throw new Error('lab: pod-add needs a pod name');
       return print(await attachLab(pickLab(args)).addPod(a1, args.flags.has('peer') ? 'peer' : 'node'));

@@ -6,7 +6,7 @@
  * crash, from the state file alone. See docs/lab.md and ../shared/lab/NETWORKD.md.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,10 +14,16 @@ import type { RouteItem, RuleItem } from '../../src/types.js';
 import { cniItems, foreignRule, installProfile, podRoutes, podRules, presentIn, removeItems, installItems, type CniPod } from './cni.js';
 import { readRoutes, readRules, ruleArgs, type IpRunner } from './iproute.js';
 import { impairTargets, applyImpairment, clearImpairments } from './impair.js';
-import { RESPONDER_SOURCE } from './responder.js';
+import { afterRestart, parseCiliumMode } from './cilium-mode.js';
+import { RESPONDER_SOURCE, type ResponderControl } from './responder.js';
 import { isAlive, mustRun, procRef, run, stopProcess, waitFor, type ProcRef } from './run.js';
-import { labDirFor, readState, resolveStateFile, stateFileFor, writeState, type LabState, type PodState } from './state.js';
+import { labDirFor, readState, resolveStateFile, stateFileFor, writeState, type LabState, type PodState, type ResponderRef } from './state.js';
 import {
+  CILIUM_LAB_HEALTH_SOCKET,
+  CILIUM_LAB_SOCKET,
+  DEFAULT_REMOTE_NODES,
+  HEALTH_POD,
+  MAX_REMOTE_NODES,
   LAB_PREFIX,
   LAB_ROOT,
   MARKED,
@@ -34,20 +40,19 @@ import {
   newLabName,
   podLink,
   podNetns,
+  remoteNodePlan,
 } from './topology.js';
-import type { ExecResult, Lab, LabDescription, LabOptions, LabPod, LabTarget } from './types.js';
+import type { CiliumMode, CiliumModeName, ExecResult, Lab, LabClusterNode, LabDescription, LabOptions, LabPod, LabTarget } from './types.js';
 
-export type { Lab, LabDescription, LabOptions } from './types.js';
+export type { CiliumMode, CiliumModeName, HostileKind, Lab, LabClusterNode, LabDescription, LabOptions } from './types.js';
+export { parseCiliumMode } from './cilium-mode.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NETWORKD = '/lib/systemd/systemd-networkd';
 /** The bus socket inside the lab's mount namespace. */
 const BUS_SOCKET = '/run/dbus/system_bus_socket';
-const DEFAULT_PODS: { name: string; node: 'node' | 'peer' }[] = [
-  { name: 'pod-a', node: 'node' },
-  { name: 'pod-b', node: 'node' },
-  { name: 'peer-a', node: 'peer' },
-];
+/** The node's pods; the peer's pods come from the remote-node plan (peer-a, peer-b, …). */
+const NODE_PODS = ['pod-a', 'pod-b'];
 
 // ─── namespaces and commands ────────────────────────────────────────────────────────────────
 
@@ -311,15 +316,41 @@ async function plumbPod(state: LabState, name: string, node: 'node' | 'peer'): P
   return pod;
 }
 
-async function startResponder(state: LabState, target: LabTarget, tcpPort?: number): Promise<void> {
+/** The responders' control file (delay and jitter per target), re-read by each responder when it changes. */
+function responderControlFile(state: LabState): string {
+  return join(state.dir, 'responders.json');
+}
+
+function readResponderControl(state: LabState): ResponderControl {
+  try {
+    return JSON.parse(readFileSync(responderControlFile(state), 'utf8')) as ResponderControl;
+  } catch {
+    return {};
+  }
+}
+
+function writeResponderControl(state: LabState, control: ResponderControl): void {
+  const file = responderControlFile(state);
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(control) + '\n');
+  renameSync(tmp, file);
+}
+
+/** The TCP greeter port the target's responder also serves (the node's marked-traffic target). */
+function greeterPort(target: LabTarget): number | undefined {
+  return target === 'node' ? MARKED.port : undefined;
+}
+
+async function startResponder(state: LabState, target: LabTarget, tcpPort = greeterPort(target)): Promise<void> {
   const log = join(state.dir, `responder-${target}.log`);
   const argv = ['nsenter', `--net=/run/netns/${netnsOf(state, target)}`, '--', process.execPath, '-e', RESPONDER_SOURCE, target, String(RESPONDER_PORT)];
   if (tcpPort !== undefined) argv.push(String(tcpPort));
-  const child = spawnDetached(argv, log);
-  const ref = await waitStarted(child, `the responder in ${target}`, log);
+  const since = existsSync(log) ? readFileSync(log, 'utf8').length : 0;
+  const child = spawnDetached(argv, log, { env: { ...process.env, LAB_RESPONDER_CONTROL: responderControlFile(state) } });
+  const ref: ResponderRef = { ...(await waitStarted(child, `the responder in ${target}`, log)), target };
   state.procs.responders.push(ref);
   writeState(state);
-  await waitFor(() => readFileSync(log, 'utf8').includes('ready') || (!isAlive(ref) && 'dead'), `the responder in ${target}`).then((v) => {
+  await waitFor(() => readFileSync(log, 'utf8').slice(since).includes('ready') || (!isAlive(ref) && 'dead'), `the responder in ${target}`).then((v) => {
     if (v === 'dead') throw new Error(`lab: responder in ${target} exited: ${tail(log)}`);
   });
 }
@@ -364,17 +395,29 @@ function ciliumSocket(state: LabState): string {
   return join(state.dir, 'cilium', 'cilium.sock');
 }
 
-/** One request to the stand-in over its unix socket. */
-export function ciliumRequest(socketPath: string, method: string, path: string, timeoutMs = 10_000): Promise<{ status: number; body: string }> {
+function ciliumHealthSocket(state: LabState): string {
+  return join(state.dir, 'cilium', 'health.sock');
+}
+
+/** One request to the stand-in over its unix socket (either of them); `body` is sent as JSON when given. */
+export function ciliumRequest(
+  socketPath: string,
+  method: string,
+  path: string,
+  timeoutMs = 10_000,
+  opts: { body?: unknown; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolveReq, reject) => {
-    const req = request({ socketPath, method, path, timeout: timeoutMs }, (res) => {
+    const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+    const headers = { ...opts.headers, ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) } : {}) };
+    const req = request({ socketPath, method, path, timeout: timeoutMs, headers }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString()));
       res.on('end', () => resolveReq({ status: res.statusCode ?? 0, body }));
     });
     req.on('timeout', () => req.destroy(new Error(`lab: ${method} ${path} on ${socketPath} timed out`)));
     req.on('error', reject);
-    req.end();
+    req.end(payload);
   });
 }
 
@@ -388,7 +431,8 @@ async function startCilium(state: LabState): Promise<void> {
   await waitFor(
     async () => {
       if (!isAlive(state.procs.cilium)) throw new Error(`lab: the Cilium stand-in exited: ${tail(log)}`);
-      const r = await ciliumRequest(ciliumSocket(state), 'GET', '/v1/healthz', 1_000).catch(() => undefined);
+      if (!existsSync(ciliumHealthSocket(state))) return false;
+      const r = await ciliumRequest(ciliumSocket(state), 'GET', '/lab/mode', 1_000).catch(() => undefined);
       return r?.status === 200;
     },
     'the Cilium stand-in to answer',
@@ -397,9 +441,10 @@ async function startCilium(state: LabState): Promise<void> {
   );
 }
 
-async function ciliumControl(state: LabState, method: string, path: string): Promise<void> {
-  const r = await ciliumRequest(ciliumSocket(state), method, path);
+async function ciliumControl(state: LabState, method: string, path: string, body?: unknown): Promise<string> {
+  const r = await ciliumRequest(ciliumSocket(state), method, path, 30_000, body === undefined ? {} : { body });
   if (r.status >= 300) throw new Error(`lab: stand-in ${method} ${path} → ${r.status} ${r.body}`);
+  return r.body;
 }
 
 // ─── the public API ─────────────────────────────────────────────────────────────────────────
@@ -410,6 +455,9 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
   const name = opts.name ?? newLabName();
   if (!/^[a-z][a-z0-9-]{0,23}$/.test(name)) throw new Error(`lab: name "${name}" must match /^[a-z][a-z0-9-]{0,23}$/`);
   if (existsSync(stateFileFor(name))) throw new Error(`lab: "${name}" exists (hint: npm run lab -- down ${name})`);
+  const remoteNodes = opts.remoteNodes ?? DEFAULT_REMOTE_NODES;
+  if (!Number.isInteger(remoteNodes) || remoteNodes < 1 || remoteNodes > MAX_REMOTE_NODES) throw new Error(`lab: remoteNodes must be an integer 1..${MAX_REMOTE_NODES}, got ${remoteNodes}`);
+  const ciliumMode = parseCiliumMode(opts.ciliumMode ?? 'ok');
   const state: LabState = {
     version: 1,
     name,
@@ -423,6 +471,8 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
     cniState: { rules: [], routes: [] },
     kernel: { netem: false, dummy: false, nftables: true, veth: true },
     createdAt: new Date().toISOString(),
+    remoteNodes: remoteNodePlan(remoteNodes),
+    ciliumMode,
   };
   mkdirSync(join(state.dir, 'cilium'), { recursive: true });
   writeState(state);
@@ -432,18 +482,22 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
     await writeUdevDb(state);
     await startBus(state);
     await startNetworkd(state);
-    for (const p of DEFAULT_PODS) await plumbPod(state, p.name, p.node);
+    // Each pod's plumbing is independent (its index is taken before the first await): build them at once.
+    await Promise.all([...NODE_PODS.map((p) => plumbPod(state, p, 'node')), ...(state.remoteNodes ?? []).map((r) => plumbPod(state, r.pod, 'peer'))]);
     // What the Cilium agent did at its start: its rules and routes, then the operator's own rule.
     await installProfile(ipIn(state.netns.node), state.profile, nodePods(state));
     state.foreignRule = foreignRule();
     await mustRun(['ip', '-n', state.netns.node, '-4', ...ruleArgs(state.foreignRule, 'add')]);
     await installMarking(state);
-    await startResponder(state, 'node', MARKED.port);
-    await startResponder(state, 'peer');
-    for (const p of state.pods) await startResponder(state, p.name);
-    await probeKernel(state);
+    // The responders and the stand-in start at once (each is a Node process: start-up is most of `up`).
+    await Promise.all([
+      startResponder(state, 'node'),
+      startResponder(state, 'peer'),
+      ...state.pods.map((p) => startResponder(state, p.name)),
+      probeKernel(state),
+      opts.cilium !== false ? startCilium(state) : undefined,
+    ]);
     await refreshCniState(state);
-    if (opts.cilium !== false) await startCilium(state);
     writeState(state);
   } catch (err) {
     await downLab(state.stateFile).catch(() => undefined);
@@ -523,7 +577,7 @@ class RunningLab implements Lab {
     await applyImpairment(this.state, impairTargets(this.state, target), { kind: 'loss', percent });
   }
 
-  async blackhole(target: LabTarget): Promise<void> {
+  async blackhole(target: LabTarget | 'pods'): Promise<void> {
     await applyImpairment(this.state, impairTargets(this.state, target), { kind: 'blackhole' });
   }
 
@@ -557,9 +611,82 @@ class RunningLab implements Lab {
     await refreshCniState(this.state);
   }
 
-  async restartCilium(): Promise<void> {
-    if (isAlive(this.state.procs.cilium)) await ciliumControl(this.state, 'POST', '/lab/restart');
-    else await installProfile(ipIn(this.state.netns.node), this.state.profile, nodePods(this.state));
+  async restartCilium(opts: { process?: boolean } = {}): Promise<void> {
+    if (opts.process && this.state.procs.cilium) {
+      // The pod deleted and recreated: a new process, which starts from the mode in the state file.
+      await stopProcess(this.state.procs.cilium, 'SIGKILL');
+      await startCilium(this.state);
+    }
+    if (isAlive(this.state.procs.cilium)) {
+      const r = JSON.parse(await ciliumControl(this.state, 'POST', '/lab/restart')) as { mode: CiliumMode };
+      this.state.ciliumMode = r.mode;
+    } else {
+      await installProfile(ipIn(this.state.netns.node), this.state.profile, nodePods(this.state));
+      this.state.ciliumMode = afterRestart(parseCiliumMode(this.state.ciliumMode ?? 'ok'));
+    }
+    writeState(this.state);
+  }
+
+  async ciliumMode(mode: CiliumMode | CiliumModeName): Promise<CiliumMode> {
+    const next = parseCiliumMode(mode);
+    if (!isAlive(this.state.procs.cilium)) throw new Error(`lab ${this.state.name}: the Cilium stand-in is not running (hint: start the lab without --no-cilium)`);
+    // Recorded first, so a stand-in process restarted at any point comes back in this mode.
+    const before = this.state.ciliumMode;
+    this.state.ciliumMode = next;
+    writeState(this.state);
+    try {
+      return JSON.parse(await ciliumControl(this.state, 'PUT', '/lab/mode', next)) as CiliumMode;
+    } catch (err) {
+      this.state.ciliumMode = before;
+      writeState(this.state);
+      throw err;
+    }
+  }
+
+  async delay(target: LabTarget | 'all', ms: number, jitterMs = 0): Promise<void> {
+    if (!(Number.isFinite(ms) && ms >= 0 && ms <= 60_000)) throw new Error(`lab: delay must be 0..60000 ms, got ${ms}`);
+    if (!(Number.isFinite(jitterMs) && jitterMs >= 0 && jitterMs <= 60_000)) throw new Error(`lab: jitter must be 0..60000 ms, got ${jitterMs}`);
+    const setting = { delayMs: ms, jitterMs };
+    const control = readResponderControl(this.state);
+    if (target === 'all') {
+      writeResponderControl(this.state, ms === 0 && jitterMs === 0 ? {} : { all: setting });
+      return;
+    }
+    netnsOf(this.state, target); // throws for an unknown target
+    const targets = { ...control.targets };
+    if (ms === 0 && jitterMs === 0 && !control.all) delete targets[target];
+    else targets[target] = setting;
+    writeResponderControl(this.state, { ...(control.all ? { all: control.all } : {}), targets });
+  }
+
+  async stopResponder(target: LabTarget): Promise<void> {
+    netnsOf(this.state, target);
+    const mine = this.state.procs.responders.filter((r) => r.target === target);
+    await Promise.all(mine.map((r) => stopProcess(r, 'SIGTERM', 1_000)));
+    this.state.procs.responders = this.state.procs.responders.filter((r) => r.target !== target && isAlive(r));
+    writeState(this.state);
+  }
+
+  async startResponder(target: LabTarget): Promise<void> {
+    netnsOf(this.state, target);
+    if (this.state.procs.responders.some((r) => r.target === target && isAlive(r))) return;
+    await startResponder(this.state, target);
+  }
+
+  async hog(workers: number): Promise<number[]> {
+    if (!Number.isInteger(workers) || workers < 0 || workers > 64) throw new Error(`lab: hog workers must be an integer 0..64, got ${workers}`);
+    const hogs = (this.state.procs.hogs ?? []).filter(isAlive);
+    while (hogs.length > workers) await stopProcess(hogs.pop(), 'SIGKILL');
+    const log = join(this.state.dir, 'hog.log');
+    while (hogs.length < workers) {
+      const child = spawnDetached(['nsenter', `--net=/run/netns/${this.state.netns.node}`, '--', 'sh', '-c', 'while :; do :; done'], log);
+      hogs.push(await waitStarted(child, 'a CPU hog', log));
+      this.state.procs.hogs = hogs;
+      writeState(this.state);
+    }
+    this.state.procs.hogs = hogs;
+    writeState(this.state);
+    return hogs.map((h) => h.pid);
   }
 
   async down(): Promise<void> {
@@ -569,6 +696,22 @@ class RunningLab implements Lab {
 
 function publicPod(p: PodState): LabPod {
   return { name: p.name, node: p.node, netns: p.netns, ip4: p.ip4, ip6: p.ip6 };
+}
+
+/** The stand-in's node list as the lab planned it: this node (health endpoint pod-a), then each remote node. */
+function clusterNodes(state: LabState): LabClusterNode[] {
+  const out: LabClusterNode[] = [];
+  const add = (name: string, node: 'node' | 'peer', podName: string) => {
+    const pod = state.pods.find((p) => p.name === podName);
+    if (!pod) return;
+    const link = NODE_LINKS[0];
+    const ip4 = (node === 'node' ? link?.ip4 : link?.peerEnd?.ip4) ?? '';
+    const ip6 = (node === 'node' ? link?.ip6 : link?.peerEnd?.ip6) ?? '';
+    out.push({ name, node, ip4: ip4.replace(/\/\d+$/, ''), ip6: ip6.replace(/\/\d+$/, ''), healthPod: podName, healthIp4: pod.ip4, healthIp6: pod.ip6 });
+  };
+  add('node', 'node', HEALTH_POD);
+  for (const r of state.remoteNodes ?? [{ name: 'peer', pod: 'peer-a' }]) add(r.name, 'peer', r.pod);
+  return out;
 }
 
 function describe(state: LabState): LabDescription {
@@ -590,7 +733,16 @@ function describe(state: LabState): LabDescription {
     pods: state.pods.map(publicPod),
     bus: { address: `unix:path=/proc/${keeperPid}/root${BUS_SOCKET}`, pid: state.procs.dbus?.pid ?? 0 },
     networkd: { pid: state.procs.networkd?.pid ?? 0 },
-    cilium: { socket: ciliumSocket(state), labSocket: '/var/run/cilium/cilium.sock', ...(state.procs.cilium ? { pid: state.procs.cilium.pid } : {}) },
+    cilium: {
+      socket: ciliumSocket(state),
+      labSocket: CILIUM_LAB_SOCKET,
+      healthSocket: ciliumHealthSocket(state),
+      labHealthSocket: CILIUM_LAB_HEALTH_SOCKET,
+      ...(state.procs.cilium ? { pid: state.procs.cilium.pid } : {}),
+      self: 'node',
+      nodes: clusterNodes(state),
+      mode: state.ciliumMode ?? { mode: 'ok' },
+    },
     mountNsPid: keeperPid,
     cniState: state.cniState,
     foreignRule: state.foreignRule ?? foreignRule(),
@@ -651,7 +803,7 @@ export async function downLab(nameOrStateFile?: string): Promise<void> {
   const state = readState(stateFile);
   const name = state?.name ?? nameOrStateFile.replace(/^.*\//, '').replace(/\.json$/, '');
   const p = state?.procs;
-  const refs = [...(p?.spawned ?? []), ...(p?.responders ?? []), p?.cilium, p?.networkd, p?.dbus];
+  const refs = [...(p?.hogs ?? []), ...(p?.spawned ?? []), ...(p?.responders ?? []), p?.cilium, p?.networkd, p?.dbus];
   await Promise.all(refs.map((r) => stopProcess(r, 'SIGTERM', 1_000)));
   const netnsList = state ? [state.netns.node, state.netns.peer, ...state.pods.map((x) => x.netns)] : [];
   for (const n of await netnsWithPrefix(`${name}-`)) if (!netnsList.includes(n)) netnsList.push(n);

@@ -7,10 +7,15 @@ import { join } from 'node:path';
 import type { RouteItem, RuleItem } from '../../src/types.js';
 import type { ProcRef } from './run.js';
 import { LAB_ROOT } from './topology.js';
-import type { LabPod, LabProfile } from './types.js';
+import type { CiliumMode, LabPod, LabProfile, LabTarget } from './types.js';
 
 export interface PodState extends LabPod {
   index: number;
+}
+
+/** A responder the lab started, with the target it answers for. */
+export interface ResponderRef extends ProcRef {
+  target?: LabTarget;
 }
 
 export interface LabState {
@@ -28,9 +33,15 @@ export interface LabState {
     dbus?: ProcRef;
     networkd?: ProcRef;
     cilium?: ProcRef;
-    responders: ProcRef[];
+    responders: ResponderRef[];
     spawned: ProcRef[];
+    /** CPU hogs (`lab.hog`). */
+    hogs?: ProcRef[];
   };
+  /** The remote "nodes" the stand-in lists, each a pod on the peer namespace (absent in labs made before: one, peer/peer-a). */
+  remoteNodes?: { name: string; pod: string }[];
+  /** The stand-in's mode, so a restarted stand-in process keeps it (absent: ok). */
+  ciliumMode?: CiliumMode;
   /** Inode of the lab's private mount namespace, to find stray processes in it. */
   mntIno?: number;
   /** Temporary host directory used while building the mount namespace (removed when done). */

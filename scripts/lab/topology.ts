@@ -90,3 +90,18 @@ export function networkdConf(profile: LabProfile): string | undefined {
 export function newLabName(): string {
   return LAB_PREFIX + Math.random().toString(36).slice(2, 8);
 }
+
+/** The node pod whose address is this node's cilium-health endpoint in the stand-in's node list. */
+export const HEALTH_POD = 'pod-a';
+/** Remote "nodes" the stand-in lists by default (each one a pod on the peer namespace). */
+export const DEFAULT_REMOTE_NODES = 4;
+export const MAX_REMOTE_NODES = 20;
+
+/** Remote node i (1-based): node name `peer`, `peer-2`, … and its pod `peer-a`, `peer-b`, …. */
+export function remoteNodePlan(count: number): { name: string; pod: string }[] {
+  return Array.from({ length: count }, (_, i) => ({ name: i === 0 ? 'peer' : `peer-${i + 1}`, pod: `peer-${String.fromCharCode(97 + i)}` }));
+}
+
+/** The stand-in's two sockets inside the lab's mount namespace (Cilium's standard paths). */
+export const CILIUM_LAB_SOCKET = '/var/run/cilium/cilium.sock';
+export const CILIUM_LAB_HEALTH_SOCKET = '/var/run/cilium/health.sock';

@@ -16,6 +16,66 @@ export interface LabOptions {
   name?: string;
   /** Start the Cilium stand-in on the lab's socket (default true). */
   cilium?: boolean;
+  /**
+   * How many remote "nodes" the stand-in's node list presents (default 4, 1..20). Each is a pod on
+   * the peer namespace (peer-a, peer-b, …) with its own responder, listed as a distinct node
+   * (`peer`, `peer-2`, …) whose health endpoint is that pod's address.
+   */
+  remoteNodes?: number;
+  /** The stand-in's mode at start (default `{ mode: 'ok' }`); e.g. `{ mode: 'no-health-endpoints' }`. */
+  ciliumMode?: CiliumMode;
+}
+
+/** How a hostile Cilium socket answers (every non-/lab/ route of the sockets it applies to). */
+export type HostileKind = 'truncated' | 'wrong-type' | 'huge' | 'nested' | 'empty' | 'reset' | 'hung';
+
+/** The stand-in's two sockets: the agent's API (cilium.sock) and cilium-health's (health.sock). */
+export type CiliumSocketName = 'agent' | 'health';
+
+/** What every mode may also say. */
+export interface CiliumModeCommon {
+  /** Survives a stand-in restart (`restartCilium`): a Cilium that cannot fix it. Default false. */
+  persistent?: boolean;
+  /** Endpoint health checking: false drops `health-endpoint-address` from the node list (and `health-endpoint` from cilium-health). Default true. */
+  healthEndpoints?: boolean;
+  /** Which sockets `slow`/`hostile` apply to (default both). */
+  sockets?: CiliumSocketName[];
+}
+
+/**
+ * The stand-in's behaviour, switchable at run time (`lab.ciliumMode`, `PUT /lab/mode`, CLI
+ * `cilium-mode`) and kept in the lab state file.
+ */
+export type CiliumMode = CiliumModeCommon &
+  (
+    | { mode: 'ok' }
+    /** `cilium.state` Failure (or Warning) with a message and a failing controller; still HTTP 200, as Cilium answers. */
+    | { mode: 'unhealthy'; state?: 'Failure' | 'Warning'; msg?: string }
+    /** Every answer delayed by delayMs ± jitterMs (uniform). */
+    | { mode: 'slow'; delayMs: number; jitterMs?: number }
+    /** Garbage: see HostileKind. `huge` sends sizeMb (default 32) MB, `nested` depth (default 100000) levels. */
+    | { mode: 'hostile'; kind: HostileKind; sizeMb?: number; depth?: number }
+    /** The API says Ok and the endpoints ready while the node's pod path is dropped (nftables in the node namespace). */
+    | { mode: 'not-forwarding' }
+    /** `ok` with endpoint health checking off (the same as `{ mode: 'ok', healthEndpoints: false }`); survives restarts. */
+    | { mode: 'no-health-endpoints' }
+  );
+
+export type CiliumModeName = CiliumMode['mode'];
+
+/** A node in the stand-in's node list. */
+export interface LabClusterNode {
+  /** NodeElement.name (this lab's cluster is "default", so the plain node name). */
+  name: string;
+  /** Which namespace stands for it. */
+  node: 'node' | 'peer';
+  /** primary-address */
+  ip4: string;
+  ip6: string;
+  /** The pod whose address is this node's health endpoint (listed unless endpoint health checking is off). */
+  healthPod: string;
+  healthIp4: string;
+  healthIp6: string;
 }
 
 /** Where a command runs: the node under test, the peer node, or a pod by name. */
@@ -38,8 +98,12 @@ export interface LabDescription {
   pods: LabPod[];
   bus: { address: string; pid: number };
   networkd: { pid: number };
-  /** The stand-in's socket: `socket` from the host, `labSocket` inside the lab's mount namespace (Cilium's standard path). */
-  cilium: { socket: string; labSocket: string; pid?: number };
+  /**
+   * The stand-in's sockets: `socket`/`healthSocket` from the host, `labSocket`/`labHealthSocket`
+   * inside the lab's mount namespace (Cilium's standard paths); `self` and `nodes` are its node list
+   * (this node first, then the remote ones), `mode` its mode when the description was made.
+   */
+  cilium: { socket: string; labSocket: string; healthSocket: string; labHealthSocket: string; pid?: number; self: string; nodes: LabClusterNode[]; mode: CiliumMode };
   /** The process whose mount namespace holds the lab's /run (bus socket, networkd config). */
   mountNsPid: number;
   /** The CNI-shaped state installed on the node, as the datapath box would read it. */
@@ -74,7 +138,10 @@ export interface Lab {
   reconfigure(link?: string): Promise<void>;
   /** Kills and restarts the lab's dbus-daemon (networkd 252 does not rejoin; restart networkd to bring it back). */
   restartBus(): Promise<void>;
-  /** Random loss (percent) or a blackhole on the path to a target, with nftables. */
+  /**
+   * Random loss (percent) or a blackhole on the path to a target, with nftables. Target `pods` is
+   * the node's path to every pod address (node and peer pod CIDRs, both families).
+   */
   loss(target: LabTarget, percent: number): Promise<void>;
   blackhole(target: LabTarget): Promise<void>;
   clear(): Promise<void>;
@@ -82,7 +149,22 @@ export interface Lab {
   addPod(name: string, node?: 'node' | 'peer'): Promise<LabPod>;
   /** Removes a pod: the stand-in removes its per-pod rules, then its namespace goes. */
   removePod(name: string): Promise<void>;
-  /** What a Cilium agent restart does to the datapath: re-installs the profile's whole CNI state (through the stand-in when running). */
-  restartCilium(): Promise<void>;
+  /**
+   * What a Cilium agent restart does to the datapath: re-installs the profile's whole CNI state
+   * (through the stand-in when running) and resets a mode that is not `persistent`. With
+   * `process: true` the stand-in process itself is killed and started again first (it keeps its
+   * mode from the state file).
+   */
+  restartCilium(opts?: { process?: boolean }): Promise<void>;
+  /** Switches the stand-in's mode (a name or the whole mode); returns the mode now in force. */
+  ciliumMode(mode: CiliumMode | CiliumModeName): Promise<CiliumMode>;
+  /** Delay (ms ± jitter ms, uniform) on every request a responder answers; `all` sets every responder and clears per-target settings; 0 clears. */
+  delay(target: LabTarget | 'all', ms: number, jitterMs?: number): Promise<void>;
+  /** Stops the target's responder (node, peer or a pod): its port then refuses. */
+  stopResponder(target: LabTarget): Promise<void>;
+  /** Starts the target's responder again (no-op while it runs). */
+  startResponder(target: LabTarget): Promise<void>;
+  /** Runs exactly `workers` CPU-bound busy loops in the node namespace (0 stops them); returns their pids. */
+  hog(workers: number): Promise<number[]>;
   down(): Promise<void>;
 }
