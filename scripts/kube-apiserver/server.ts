@@ -15,6 +15,7 @@ import { Authorizer, authenticate, discoveryRule, mastersRule, type AuthzRule, t
 import { Discovery, versionInfo } from './discovery.js';
 import { ApiError, errors } from './errors.js';
 import { Faults, type FaultSpec } from './faults.js';
+import { openapiV2ContentType, openapiV2Protobuf } from './openapiv2.js';
 import { Registry } from './registry.js';
 import { apiVersionOf, type ResourceDef } from './resources.js';
 import { parseFieldSelector } from './selectors.js';
@@ -355,6 +356,11 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
       return;
     }
     if (path === '/openapi/v3') return send(res, 200, discovery.openapiIndex());
+    if (path === '/openapi/v2') {
+      res.writeHead(200, { 'Content-Type': openapiV2ContentType });
+      res.end(openapiV2Protobuf(info.gitVersion!));
+      return;
+    }
     if (path.startsWith('/openapi/v3/')) {
       const doc = discovery.openapiDoc(path.slice('/openapi/v3/'.length));
       if (doc) return send(res, 200, doc, { 'Cache-Control': 'public, immutable' });
