@@ -171,6 +171,29 @@ export interface CiliumHealth {
   components: Record<string, CiliumComponentState | undefined>;
   /** Pod CIDRs (alloc-range) of the nodes Cilium knows, this one included. */
   nodeCidrs: string[];
+  /** Controllers failing repeatedly (`controllers[].status.consecutive-failure-count`), with their last message. */
+  failingControllers: string[];
+}
+
+/** A node in Cilium's node list (`GET /v1/cluster/nodes`), reduced to what probes use. */
+export interface CiliumNode {
+  name: string;
+  /** The node's health endpoint addresses; absent when endpoint health checking is off. */
+  health: string[];
+}
+
+/** Cilium's node list: this node's name and every node it knows. */
+export interface CiliumNodeList {
+  self: string;
+  nodes: CiliumNode[];
+}
+
+/** What cilium-health says (`GET /v1beta/status`). */
+export interface CiliumHealthStatus {
+  local: string;
+  nodes: number;
+  /** Nodes with a failing path (host or health endpoint, ICMP or HTTP), by name. */
+  failing: string[];
 }
 
 /** One endpoint, reduced to what connwatch uses. */
@@ -187,6 +210,7 @@ export interface CiliumEndpoint {
 export interface CiliumApi {
   healthz(signal?: AbortSignal): Promise<CiliumResult<CiliumHealth>>;
   endpoints(signal?: AbortSignal): Promise<CiliumResult<CiliumEndpoint[]>>;
+  clusterNodes(signal?: AbortSignal): Promise<CiliumResult<CiliumNodeList>>;
   /** Identity of the socket file (inode and change time): a new one means the agent restarted. */
   socketInstance(): Promise<string | undefined>;
   close(): Promise<void>;
@@ -236,16 +260,49 @@ export interface SourceStatus {
 
 // ─── probes and the detector ────────────────────────────────────────────────────────────────
 
-/** Failure is data at the probe boundary: a probe resolves, it throws only for bugs. */
+/** Failure is data at the probe boundary: a probe resolves, it throws only for bugs. `code` is a short, bounded label (timeout, refused, garbage, …). */
 export type ProbeResult =
   | { ok: true; latencyMs: number; detail?: string }
-  | { ok: false; reason: string; latencyMs?: number };
+  | { ok: false; reason: string; code?: string; latencyMs?: number };
+
+/** Which path a probe checks. */
+export type ProbeKind = 'peer' | 'localPod' | 'cilium' | 'ciliumHealth' | 'gateway' | 'tcp' | 'loopback';
 
 /** One check of one path (a peer, Cilium's API, the host network). */
 export interface Probe {
-  readonly name: string;
+  readonly kind: ProbeKind;
+  /** What it checks, e.g. "10.79.0.11:4240" or "cilium.sock": stable per target. */
+  readonly target: string;
   run(signal: AbortSignal): Promise<ProbeResult>;
 }
+
+/** One probe's result in a round, as the detector reads it. */
+export interface ProbeObservation {
+  kind: ProbeKind;
+  target: string;
+  ok: boolean;
+  latencyMs?: number;
+  reason?: string;
+  code?: string;
+}
+
+/** Where the peer targets came from; `none` means probe verdicts cannot tell. */
+export type PeerSourceKind = 'cilium' | 'static' | 'beacons' | 'controller' | 'none';
+
+/** One round of probes: every target once, measured the same way by the runner. */
+export interface ProbeRound {
+  at: number;
+  wallAt: number;
+  /** Part of a burst a signal started (rounds every 100–250 ms), or the steady interval. */
+  burst: boolean;
+  results: ProbeObservation[];
+  peers: { source: PeerSourceKind; detail?: string };
+  /** The agent's own starvation while the round ran: timer lag, and the cgroup's throttled share since the last round. */
+  starvation: { loopLagMs: number; throttledRatio?: number };
+}
+
+/** kubelet's Ready for this node, as the Kubernetes side reads it; `unknown` never counts as healthy or broken. */
+export type KubeletReady = 'True' | 'False' | 'unknown';
 
 /** The detector's state machine states. */
 export type NodeState = 'Healthy' | 'Suspect' | 'Broken' | 'Repairing' | 'Recovered' | 'Quarantined';
@@ -259,11 +316,25 @@ export type VerdictKind =
   | 'PeerProblem'
   | 'CannotTell';
 
-/** A conclusion with its reasons. */
+/** A conclusion with its reasons and the evidence behind it. */
 export interface Verdict {
   kind: VerdictKind;
   at: number;
   reasons: string[];
+  /** Direct datapath evidence (decisive at once) or probes (confirmed over rounds). */
+  basis?: 'datapath' | 'probes';
+  evidence?: VerdictEvidence;
+}
+
+/** What a verdict rests on: /status, the journal and the alert carry it. */
+export interface VerdictEvidence {
+  probes: ProbeObservation[];
+  missing: PagedItem[];
+  /** The last signal before the verdict, and how long before it came. */
+  signal?: { what: string; msBefore: number };
+  kubelet: KubeletReady;
+  /** Consecutive failing rounds that confirmed a probe verdict. */
+  rounds?: number;
 }
 
 // ─── the detector: one incident, one state machine ──────────────────────────────────────────
@@ -303,7 +374,9 @@ export type DetectorInput =
   | { kind: 'tick' }
   | { kind: 'restored'; episode: number; result: RestoreResult }
   | { kind: 'verified'; episode: number; phase: VerifyPhase; report: DamageReport | { error: string } }
-  | { kind: 'targets'; episode: number; checked: number; failed: { target: string; reason: string }[] };
+  | { kind: 'targets'; episode: number; checked: number; failed: { target: string; reason: string }[] }
+  | { kind: 'probes'; round: ProbeRound }
+  | { kind: 'kubelet'; ready: KubeletReady };
 
 /** An item as a page shows it. */
 export interface PagedItem {
@@ -316,7 +389,9 @@ export interface PagedItem {
 export type PageFacts =
   | { cause: 'DatapathDamage'; critical: number; afterNetworkd: boolean; restoring: boolean; trigger: string; missing: PagedItem[] }
   | { cause: 'FightingNetworkd'; episode: number; trigger: string; restores: number; missing: PagedItem[] }
-  | { cause: 'RestoreFailed'; episode: number; trigger: string; restores: number; missing: PagedItem[]; reason: string; restoredButUnreachable: boolean };
+  | { cause: 'RestoreFailed'; episode: number; trigger: string; restores: number; missing: PagedItem[]; reason: string; restoredButUnreachable: boolean }
+  /** Probes confirm no pod network (or no host network either) with no CNI item missing to explain it. */
+  | { cause: 'ReadyButNoPodNetwork' | 'NodeOffline'; reasons: string[]; evidence: VerdictEvidence };
 
 /** The causes the detector pages for today. */
 export type DetectorCause = PageFacts['cause'];
@@ -343,7 +418,11 @@ export type DetectorCommand =
   | { kind: 'raise'; facts: PageFacts; timeline: TimelineEntry[]; startsAt: number }
   | { kind: 'resolve'; cause: DetectorCause }
   | { kind: 'count'; result: RestoreCount }
-  | { kind: 'observe'; metric: 'detection' | 'restoreLatency'; seconds: number }
+  | { kind: 'observe'; metric: 'detection' | 'restoreLatency'; seconds: number; evidence?: 'datapath' | 'probes' }
+  /** Start (or extend) a probe burst: rounds every 100–250 ms, bounded. */
+  | { kind: 'probeBurst'; reason: string }
+  /** The verdict changed: the journal records it with its evidence. */
+  | { kind: 'verdict'; verdict: Verdict; previous: VerdictKind }
   | { kind: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields?: Record<string, unknown> };
 
 /** Where the detector's pages go: the one place that turns them into alerts (src/alerts/pager.ts). */

@@ -32,6 +32,20 @@ function render(node: string, facts: PageFacts, restorePlan: () => string): Pick
         summary: facts.restoredButUnreachable ? `items restored on ${node} but ${facts.reason}` : `restore failed on ${node}: ${facts.reason}`,
         evidence: { episode: facts.episode, trigger: facts.trigger, restores: facts.restores, missing: facts.missing, reason: facts.reason },
       };
+    case 'ReadyButNoPodNetwork':
+    case 'NodeOffline': {
+      const { evidence } = facts;
+      const failing = evidence.probes.filter((p) => !p.ok).map((p) => `${p.kind} ${p.target}: ${p.reason ?? 'failed'}`);
+      const signal = evidence.signal ? `${evidence.signal.what}, ${Math.round(evidence.signal.msBefore / 1000)} s before` : 'no signal before it';
+      return {
+        severity: 'critical',
+        summary:
+          facts.cause === 'NodeOffline'
+            ? `${node}: no pod network and no host network (probes, ${evidence.rounds ?? 0} failing rounds; ${signal})`
+            : `${node}: Ready but no pod network — pod paths fail with no CNI item missing (probes, ${evidence.rounds ?? 0} failing rounds; ${signal})`,
+        evidence: { reasons: facts.reasons, failing, probes: evidence.probes, signal: evidence.signal ?? null, kubelet: evidence.kubelet, rounds: evidence.rounds ?? 0 },
+      };
+    }
   }
 }
 

@@ -7,10 +7,16 @@ import { stat } from 'node:fs/promises';
 import { Client, errors } from 'undici';
 import type { z } from 'zod';
 import type { CiliumConfig } from './config.js';
-import type { CiliumApi, CiliumComponentState, CiliumEndpoint, CiliumErrorCode, CiliumHealth, CiliumResult } from '../types.js';
-import { endpointList, statusResponse } from './schema.js';
+import type { CiliumApi, CiliumComponentState, CiliumEndpoint, CiliumErrorCode, CiliumHealth, CiliumHealthStatus, CiliumNodeList, CiliumResult } from '../types.js';
+import { clusterNodeStatus, endpointList, healthStatusResponse, statusResponse } from './schema.js';
 
 export type { CiliumApi, CiliumEndpoint, CiliumErrorCode, CiliumHealth, CiliumResult };
+
+/** A controller failing this many times in a row makes the agent unhealthy (one failure is routine: controllers retry). */
+export const FAILING_CONTROLLER_RUN = 5;
+
+/** Cilium's own liveness probe asks so: the agent's health must not depend on reaching the API server. */
+const LIVENESS_HEADERS = { 'require-k8s-connectivity': 'false' };
 
 /**
  * Endpoint states in which the CNI is done with the pod. Any other state — a known one, or one a
@@ -50,7 +56,7 @@ export class CiliumClient implements CiliumApi {
   }
 
   async healthz(signal?: AbortSignal): Promise<CiliumResult<CiliumHealth>> {
-    const response = await this.#getJson('/v1/healthz', statusResponse, signal);
+    const response = await this.#getJson('/v1/healthz', statusResponse, signal, LIVENESS_HEADERS);
     if (!response.ok) return response;
     const body = response.value;
     const state = body.cilium?.state;
@@ -67,7 +73,10 @@ export class CiliumClient implements CiliumApi {
       const address = node['primary-address'];
       return [address?.ipv4?.['alloc-range'], address?.ipv6?.['alloc-range']].filter((cidr): cidr is string => Boolean(cidr));
     });
-    const health: CiliumHealth = { healthy: state === 'Ok', state, components, nodeCidrs };
+    const failingControllers = (body.controllers ?? [])
+      .filter((c) => (c.status?.['consecutive-failure-count'] ?? 0) >= FAILING_CONTROLLER_RUN)
+      .map((c) => `${c.name ?? '(unnamed)'}: ${c.status?.['last-failure-msg'] ?? 'failing'}`);
+    const health: CiliumHealth = { healthy: state === 'Ok' && failingControllers.length === 0, state, components, nodeCidrs, failingControllers };
     if (body.cilium?.msg) health.msg = body.cilium.msg;
     return { ok: true, value: health };
   }
@@ -93,6 +102,36 @@ export class CiliumClient implements CiliumApi {
     };
   }
 
+  async clusterNodes(signal?: AbortSignal): Promise<CiliumResult<CiliumNodeList>> {
+    const response = await this.#getJson('/v1/cluster/nodes', clusterNodeStatus, signal);
+    if (!response.ok) return response;
+    const body = response.value;
+    const nodes = (body['nodes-added'] ?? []).flatMap((node) => {
+      if (!node.name) return [];
+      const health = node['health-endpoint-address'];
+      const addresses = [health?.ipv4, health?.ipv6].flatMap((a) => (a?.ip && a.enabled !== false ? [a.ip] : []));
+      return [{ name: node.name, health: addresses }];
+    });
+    return { ok: true, value: { self: body.self ?? '', nodes } };
+  }
+
+  /** cilium-health's view (call it on a client made for the health socket). */
+  async healthStatus(signal?: AbortSignal): Promise<CiliumResult<CiliumHealthStatus>> {
+    const response = await this.#getJson('/v1beta/status', healthStatusResponse, signal);
+    if (!response.ok) return response;
+    const nodes = response.value.nodes ?? [];
+    const failed = (s?: { status?: string | undefined }): boolean => Boolean(s?.status);
+    const failing = nodes
+      .filter((n) => {
+        const host = n.host?.['primary-address'];
+        const ep = n['health-endpoint'];
+        const epPath = ep?.['primary-address'] ?? ep;
+        return failed(host?.icmp) || failed(host?.http) || failed(epPath?.icmp) || failed(epPath?.http);
+      })
+      .map((n) => n.name ?? '(unnamed)');
+    return { ok: true, value: { local: response.value.local?.name ?? '', nodes: nodes.length, failing } };
+  }
+
   async socketInstance(): Promise<string | undefined> {
     try {
       const info = await stat(this.#options.socketPath, { bigint: true });
@@ -109,8 +148,8 @@ export class CiliumClient implements CiliumApi {
     await this.#client.destroy().catch(() => undefined);
   }
 
-  async #getJson<S extends z.ZodType>(path: string, schema: S, signal?: AbortSignal): Promise<CiliumResult<z.infer<S>>> {
-    const text = await this.#get(path, signal);
+  async #getJson<S extends z.ZodType>(path: string, schema: S, signal?: AbortSignal, headers?: Record<string, string>): Promise<CiliumResult<z.infer<S>>> {
+    const text = await this.#get(path, signal, headers);
     if (!text.ok) return text;
     let json: unknown;
     try {
@@ -127,12 +166,12 @@ export class CiliumClient implements CiliumApi {
     return { ok: true, value: parsed.data };
   }
 
-  async #get(path: string, callerSignal?: AbortSignal): Promise<CiliumResult<string>> {
+  async #get(path: string, callerSignal?: AbortSignal, headers?: Record<string, string>): Promise<CiliumResult<string>> {
     if (this.#closed) return this.#fail('closed', `GET ${path}: the client is closed`, 'the agent is stopping');
     const deadline = AbortSignal.timeout(this.#options.requestTimeoutMs);
     const signal = callerSignal ? AbortSignal.any([deadline, callerSignal]) : deadline;
     try {
-      const response = await this.#client.request({ path, method: 'GET', signal, headers: { accept: 'application/json' } });
+      const response = await this.#client.request({ path, method: 'GET', signal, headers: { accept: 'application/json', ...headers } });
       const body = await readLimited(response.body, this.#options.maxBodyBytes);
       if (body === undefined) {
         return this.#fail('too-large', `GET ${path}: the answer exceeds ${this.#options.maxBodyBytes} bytes`, 'raise cilium.maxBodyBytes if the node really has that many endpoints');

@@ -17,10 +17,49 @@ export const componentStatus = z.looseObject({
 /** `NodeAddressingElement`. */
 const nodeAddressingElement = z.looseObject({ ip: z.string().optional(), 'alloc-range': z.string().optional(), enabled: z.boolean().optional() });
 
-/** `NodeElement`: a known node and its pod CIDRs (alloc-range). */
+/** `NodeAddressing`. */
+const nodeAddressing = z.looseObject({ ipv4: nodeAddressingElement.optional(), ipv6: nodeAddressingElement.optional() });
+
+/** `NodeElement`: a known node, its pod CIDRs (alloc-range) and its health endpoint. */
 export const nodeElement = z.looseObject({
   name: z.string().optional(),
-  'primary-address': z.looseObject({ ipv4: nodeAddressingElement.optional(), ipv6: nodeAddressingElement.optional() }).optional(),
+  'primary-address': nodeAddressing.optional(),
+  'health-endpoint-address': nodeAddressing.optional(),
+});
+
+/** `ClusterNodeStatus` (GET /v1/cluster/nodes): without a client-id every node is in nodes-added. */
+export const clusterNodeStatus = z.looseObject({
+  'client-id': z.number().int().optional(),
+  self: z.string().optional(),
+  'nodes-added': z.array(nodeElement).optional(),
+  'nodes-removed': z.array(nodeElement).optional(),
+});
+
+/** `ControllerStatus`: one of the agent's controllers. */
+const controllerStatus = z.looseObject({
+  name: z.string().optional(),
+  status: z.looseObject({ 'consecutive-failure-count': z.number().int().optional(), 'last-failure-msg': z.string().optional() }).optional(),
+});
+
+/** `ConnectivityStatus`: an empty or absent `status` means the path answers. */
+const connectivityStatus = z.looseObject({ latency: z.number().optional(), status: z.string().optional() });
+
+/** `PathStatus`. */
+const pathStatus = z.looseObject({ ip: z.string().optional(), icmp: connectivityStatus.optional(), http: connectivityStatus.optional() });
+
+/** `HealthStatusResponse` (cilium-health GET /v1beta/status), the fields connwatch reads. */
+export const healthStatusResponse = z.looseObject({
+  local: z.looseObject({ name: z.string().optional() }).optional(),
+  nodes: z
+    .array(
+      z.looseObject({
+        name: z.string().optional(),
+        host: z.looseObject({ 'primary-address': pathStatus.optional() }).optional(),
+        // An EndpointStatus ({primary-address, secondary-addresses}) in current releases, a PathStatus in older ones.
+        'health-endpoint': z.looseObject({ 'primary-address': pathStatus.optional(), icmp: connectivityStatus.optional(), http: connectivityStatus.optional() }).optional(),
+      }),
+    )
+    .optional(),
 });
 
 /** `StatusResponse` (GET /v1/healthz), the fields connwatch reads. */
@@ -32,6 +71,7 @@ export const statusResponse = z.looseObject({
   cluster: z
     .looseObject({ ciliumHealth: componentStatus.optional(), self: z.string().optional(), nodes: z.array(nodeElement).optional() })
     .optional(),
+  controllers: z.array(controllerStatus).optional(),
 });
 
 /** `EndpointState`. */

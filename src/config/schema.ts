@@ -3,6 +3,7 @@ import type { ActionSettings, Mode } from '../types.js';
 import { alertsConfig } from '../alerts/config.js';
 import { ciliumConfig } from '../cilium/config.js';
 import { datapathConfig } from '../datapath/config.js';
+import { probesConfig } from '../probes/config.js';
 import { restoreConfig } from '../remediation/config.js';
 import { signalsConfig } from '../signals/config.js';
 import { parseHostPort } from '../common/hostport.js';
@@ -76,6 +77,7 @@ export const configSchema = z
     signals: signalsConfig.prefault({}),
     datapath: datapathConfig.prefault({}),
     cilium: ciliumConfig.prefault({}),
+    probes: probesConfig.prefault({}),
     alerts: alertsConfig.prefault({}),
     restore: restoreConfig.prefault({}),
   })

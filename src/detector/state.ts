@@ -2,7 +2,8 @@
  * The detector's state: plain data, copied by every step, never shared. What /status shows of
  * the incident is derived from it here.
  */
-import type { DetectorCause, EpisodeState, GateDecision, MissingItem, NodeState, TimelineEntry, Verdict } from '../types.js';
+import type { DetectorCause, EpisodeState, GateDecision, KubeletReady, MissingItem, NodeState, PagedItem, TimelineEntry, Verdict, VerdictEvidence, VerdictKind } from '../types.js';
+import { initialProbeView, type ProbeJudgeConfig, type ProbeView } from './probes.js';
 
 /** What the detector is configured with (the restore section, and whether this process may write). */
 export interface DetectorConfig {
@@ -19,6 +20,8 @@ export interface DetectorConfig {
   canWrite: { ok: boolean; reason?: string };
   /** The CNI's own devices by name ("lxc*" is a prefix): their address changes are not networkd's doing. */
   cniDevices: string[];
+  /** How probe rounds are weighed. */
+  probes: ProbeJudgeConfig;
 }
 
 /** One networkd episode: from the first sign of networkd at work to restored, fighting, failed or ended. */
@@ -104,12 +107,19 @@ export interface DetectorState {
   /** What the firing DatapathDamage page says about the restore ("restoring|afterNetworkd"): a change re-words it. */
   damageWords?: string;
   /** The last damage report's summary (undefined before the first read). */
-  damage?: { at: number; critical: number; degraded: number; trigger: string };
+  damage?: { at: number; critical: number; degraded: number; trigger: string; missing: PagedItem[] };
+  /** What the probe rounds say. */
+  probes: ProbeView;
+  kubelet: KubeletReady;
+  /** The last signal of note (networkd, links, Cilium, upgrades): a verdict's evidence says how long before it came. */
+  lastSignal?: { what: string; at: number };
+  /** The verdict kind last reported (a change is journalled). */
+  verdictKind: VerdictKind;
 }
 
 /** A fresh detector. `carried`: keys a previous run's journal says networkd removed while the restore was declined. */
 export function initialState(config: DetectorConfig, carried: readonly string[] = []): DetectorState {
-  return { config, managedLinks: {}, episodes: 0, carried: [...carried], withdrawn: [], recentWrites: [], pages: {} };
+  return { config, managedLinks: {}, episodes: 0, carried: [...carried], withdrawn: [], recentWrites: [], pages: {}, probes: initialProbeView(), kubelet: 'unknown', verdictKind: 'CannotTell' };
 }
 
 /** The node's state on the detector's state machine. */
@@ -117,18 +127,53 @@ export function nodeState(s: DetectorState): NodeState {
   const e = s.episode;
   if (e?.state === 'fighting' || e?.state === 'failed') return 'Broken';
   if (e && (e.missing.length > 0 || e.state === 'restoring' || e.state === 'verifying')) return 'Repairing';
-  if ((s.damage?.critical ?? 0) > 0) return 'Broken';
-  if (e) return 'Suspect';
+  if ((s.damage?.critical ?? 0) > 0 || s.probes.confirmed) return 'Broken';
+  if (e || s.probes.downRounds > 0) return 'Suspect';
   return s.last?.state === 'restored' ? 'Recovered' : 'Healthy';
 }
 
-/** The verdict from the datapath evidence (probe verdicts join with the probes). */
+/** The evidence a verdict at `at` rests on. */
+function evidenceOf(s: DetectorState, at: number): VerdictEvidence {
+  const p = s.probes.last;
+  const signal = s.lastSignal;
+  return {
+    probes: p?.observations ?? [],
+    missing: s.damage?.missing ?? [],
+    ...(signal ? { signal: { what: signal.what, msBefore: Math.max(0, Math.round(at - signal.at)) } } : {}),
+    kubelet: s.kubelet,
+    ...(p && p.rounds > 0 ? { rounds: p.rounds } : {}),
+  };
+}
+
+const KUBELET_WORDS: Record<KubeletReady, string | undefined> = { True: 'kubelet reports Ready', False: 'kubelet reports NotReady', unknown: undefined };
+
+/**
+ * The verdict: direct datapath evidence decides at once; otherwise the probes' confirmed verdict;
+ * otherwise the datapath's word with what the probes add.
+ */
 export function verdictOf(s: DetectorState): Verdict {
   const damage = s.damage;
-  if (!damage) return { kind: 'CannotTell', at: 0, reasons: ['no datapath read yet'] };
-  if (damage.critical > 0) return { kind: 'ReadyButNoPodNetwork', at: damage.at, reasons: [`${damage.critical} critical CNI datapath item(s) missing (${damage.trigger})`] };
+  const p = s.probes.last;
+  const kubelet = KUBELET_WORDS[s.kubelet];
+  const make = (kind: VerdictKind, at: number, basis: Verdict['basis'], reasons: string[]): Verdict => ({
+    kind,
+    at,
+    reasons: kubelet && kind !== 'Healthy' ? [...reasons, kubelet] : reasons,
+    ...(basis ? { basis } : {}),
+    evidence: evidenceOf(s, at),
+  });
+  if (damage && damage.critical > 0) {
+    const reasons = [`${damage.critical} critical CNI datapath item(s) missing (${damage.trigger})`];
+    if (p?.hostDown) return make('NodeOffline', damage.at, 'datapath', [...reasons, 'the host network does not answer either']);
+    return make('ReadyButNoPodNetwork', damage.at, 'datapath', reasons);
+  }
+  if (p && (p.kind === 'ReadyButNoPodNetwork' || p.kind === 'NodeOffline' || p.kind === 'PeerProblem' || p.kind === 'CiliumUnhealthy')) return make(p.kind, p.at, 'probes', p.reasons);
+  // Failing pod paths that do not count yet (confirming, or set aside by a guard): nobody can tell.
+  if (p && p.kind === 'CannotTell' && (p.guarded || p.podPathsFailing)) return make('CannotTell', p.at, 'probes', p.reasons);
+  const probeWords = p ? [`probes: ${p.reasons[0]}`] : [];
+  if (!damage) return p?.kind === 'Healthy' ? make('Healthy', p.at, 'probes', p.reasons) : make('CannotTell', 0, undefined, ['no datapath read yet', ...probeWords]);
   const reasons = damage.degraded > 0 ? [`${damage.degraded} degraded CNI datapath item(s) missing`] : ['every CNI baseline item present'];
-  return { kind: 'Healthy', at: damage.at, reasons };
+  return make('Healthy', damage.at, 'datapath', [...reasons, ...probeWords]);
 }
 
 /** What /status shows under "incident". */
@@ -140,6 +185,8 @@ export function incidentSnapshot(s: DetectorState): unknown {
     verdict: verdictOf(s),
     restore: { enabled: canWrite.ok, ...(canWrite.ok ? {} : { skipped: canWrite.reason }) },
     managedLinks: s.managedLinks,
+    probes: { confirmed: s.probes.confirmed ?? null, failingRounds: s.probes.downRounds, recoveringRounds: s.probes.upRounds, last: s.probes.last ?? null },
+    kubelet: s.kubelet,
     current: e ? { id: e.id, state: e.state, trigger: e.trigger, restores: e.restores, missing: e.missing.map((m) => ({ item: m.label, severity: m.severity })), timeline: e.timeline } : null,
     last: s.last ?? null,
     notRepaired: s.unrepaired ? { since: new Date(s.unrepaired.wallAt).toISOString(), trigger: s.unrepaired.trigger, items: s.unrepaired.items } : null,

@@ -8,8 +8,9 @@
  * (every managed link seen entering "configuring" since the trigger, or a quiet period), one
  * attempt at a time, verified twice, repeated a bounded number of times ("fighting networkd").
  */
-import type { DamageReport, DetectorCause, DetectorCommand, DetectorInput, EpisodeState, Instant, MissingItem, PageFacts, RestoreCount, RestoreResult, SignalEvent, TimelineEntry, Verdict, VerifyPhase } from '../types.js';
+import type { DamageReport, DetectorCause, DetectorCommand, DetectorInput, EpisodeState, Instant, MissingItem, PageFacts, ProbeRound, RestoreCount, RestoreResult, SignalEvent, TimelineEntry, Verdict, VerifyPhase } from '../types.js';
 import { callsForReread, liftsHold, readNetworkd } from './activity.js';
+import { judgeRound, noteCiliumRestart } from './probes.js';
 import { verdictOf, type DetectorState, type Episode } from './state.js';
 
 /** What one step produces. */
@@ -29,6 +30,8 @@ const RATE_WINDOW_MS = 60_000;
 /** The longest pause between attempts that could write nothing. */
 const UNWRITABLE_MAX_MS = 30_000;
 const TIMELINE_MAX = 100;
+/** Missing items a verdict's evidence lists (the page and the journal carry them). */
+const EVIDENCE_ITEMS_MAX = 20;
 
 /** One step's working set: the copied state, the time, and the commands so far. */
 interface Run {
@@ -42,7 +45,6 @@ export function step(state: DetectorState, input: DetectorInput, now: Instant): 
   if (input.kind === 'signal' && leavesStateAlone(input.event)) {
     // The hot path during a flush (hundreds of rule and route events): no copy, just the re-read.
     const commands: DetectorCommand[] = [];
-    if (input.event.kind === 'CiliumRestarted') commands.push({ kind: 'cniRestarted', at: input.event.at });
     const { event } = input;
     if (event.kind === 'RuleAdded' || event.kind === 'RouteAdded') commands.push({ kind: 'itemSeen', change: 'added', item: event.item, at: event.at });
     if (event.kind === 'RuleRemoved' || event.kind === 'RouteRemoved') commands.push({ kind: 'itemSeen', change: 'removed', item: event.item, at: event.at });
@@ -69,13 +71,24 @@ export function step(state: DetectorState, input: DetectorInput, now: Instant): 
     case 'targets':
       onTargets(run, input.episode, input.checked, input.failed);
       break;
+    case 'probes':
+      onProbes(run, input.round);
+      break;
+    case 'kubelet':
+      run.s.kubelet = input.ready;
+      break;
   }
-  return result(run.s, run.out);
+  const verdict = verdictOf(run.s);
+  if (verdict.kind !== run.s.verdictKind) {
+    run.out.push({ kind: 'verdict', verdict, previous: run.s.verdictKind });
+    run.s.verdictKind = verdict.kind;
+  }
+  return result(run.s, run.out, verdict);
 }
 
-function result(state: DetectorState, commands: DetectorCommand[]): StepResult {
+function result(state: DetectorState, commands: DetectorCommand[], verdict: Verdict = verdictOf(state)): StepResult {
   const wakeAt = state.episode?.wake?.at;
-  return { state, verdict: verdictOf(state), commands, ...(wakeAt === undefined ? {} : { wakeAt }) };
+  return { state, verdict, commands, ...(wakeAt === undefined ? {} : { wakeAt }) };
 }
 
 // ─── inputs ─────────────────────────────────────────────────────────────────────────────────
@@ -90,9 +103,28 @@ function processStart(s: DetectorState, event: Extract<SignalEvent, { kind: 'Net
   return { kind: 'networkdActivity', at: event.startedAt, exact: true, ...(sameRestart ? { supersedes: heard } : {}) };
 }
 
-/** Signals that change nothing the detector keeps (rule, route and upgrade events, Cilium restarts). */
+const FAST_KINDS: ReadonlySet<SignalEvent['kind']> = new Set(['RuleAdded', 'RuleRemoved', 'RouteAdded', 'RouteRemoved', 'AddressAdded', 'AddressRemoved']);
+
+/** Signals that change nothing the detector keeps: rule and route events, and address events that are not networkd's. */
 function leavesStateAlone(event: SignalEvent): boolean {
-  return event.kind !== 'LinkStateChanged' && event.kind !== 'NetworkdOnBus' && readNetworkd(event, undefined) === undefined;
+  return FAST_KINDS.has(event.kind) && readNetworkd(event, undefined) === undefined;
+}
+
+/** Signals a verdict's evidence names as "the preceding signal", and that start a probe burst. */
+function signalOfNote(event: SignalEvent, networkd: string | undefined): string | undefined {
+  if (networkd) return networkd;
+  switch (event.kind) {
+    case 'CiliumRestarted':
+      return 'Cilium restarted';
+    case 'UpgradeStarted':
+      return `upgrade started (${event.unit})`;
+    case 'UpgradeFinished':
+      return `upgrade finished (${event.unit}: ${event.result})`;
+    case 'NetworkdOnBus':
+      return event.present ? undefined : 'systemd-networkd left the bus';
+    default:
+      return undefined;
+  }
 }
 
 function onSignal(run: Run, event: SignalEvent): void {
@@ -103,7 +135,15 @@ function onSignal(run: Run, event: SignalEvent): void {
   else if (reading) run.out.push({ kind: 'networkdActivity', at: event.at });
   if (event.kind === 'NetworkdRestarted') s.restartHeardAt = event.at;
   if (event.kind === 'NetworkdStarted') s.startReadAt = event.at;
-  if (event.kind === 'CiliumRestarted') run.out.push({ kind: 'cniRestarted', at: event.at });
+  if (event.kind === 'CiliumRestarted') {
+    run.out.push({ kind: 'cniRestarted', at: event.at });
+    s.probes = noteCiliumRestart(s.probes, event.at);
+  }
+  const notable = signalOfNote(event, reading?.what);
+  if (notable) {
+    s.lastSignal = { what: notable, at: event.at };
+    run.out.push({ kind: 'probeBurst', reason: notable });
+  }
   const e = s.episode;
   if (e && liftsHold(event, s.config.cniDevices)) {
     e.holdUntil = undefined;
@@ -133,7 +173,9 @@ function onDamage(run: Run, report: DamageReport): void {
   // A read that started before the last write cannot say what that write put back: it raced it.
   if (readBeforeWrite(s, report)) return;
   const critical = report.missing.filter((m) => m.severity === 'critical').length;
-  s.damage = { at: report.at, critical, degraded: report.missing.length - critical, trigger: report.trigger };
+  if (critical > 0 && !(s.damage && s.damage.critical > 0)) run.out.push({ kind: 'probeBurst', reason: 'CNI datapath items missing' });
+  const missing = report.missing.slice(0, EVIDENCE_ITEMS_MAX).map((m) => ({ item: m.label, severity: m.severity, profile: m.profile }));
+  s.damage = { at: report.at, critical, degraded: report.missing.length - critical, trigger: report.trigger, missing };
   const repairable = repairableOf(s, report);
   const unrepairable = report.missing.filter((m) => !repairable.includes(m));
   if (unrepairable.length > 0) notRepaired(run, unrepairable, report.trigger);
@@ -298,6 +340,40 @@ function onTargets(run: Run, episode: number, checked: number, failedTargets: { 
   resolve(run, 'RestoreFailed');
   resolve(run, 'FightingNetworkd');
   close(run, 'restored');
+}
+
+// ─── probe verdicts ──────────────────────────────────────────────────────────────────────────
+
+/** A probe round: judged, a burst asked for to confirm, and the probe page raised or resolved. */
+function onProbes(run: Run, round: ProbeRound): void {
+  const { s } = run;
+  const before = s.probes.confirmed;
+  const judged = judgeRound(s.probes, round, s.config.probes);
+  s.probes = judged.view;
+  if (judged.burst) run.out.push({ kind: 'probeBurst', reason: judged.burst });
+  const confirmed = s.probes.confirmed;
+  const last = s.probes.last;
+  if (confirmed && confirmed !== before && last) {
+    const since = s.probes.failingSince ?? round.at;
+    run.out.push({ kind: 'observe', metric: 'detection', seconds: Math.max(0, round.at - since) / 1000, evidence: 'probes' });
+    run.out.push({ kind: 'log', level: 'error', msg: `probes: ${confirmed}`, fields: { reasons: last.reasons } });
+  }
+  if (!confirmed) {
+    resolve(run, 'ReadyButNoPodNetwork');
+    resolve(run, 'NodeOffline');
+    return;
+  }
+  // Missing CNI items explain it already, and their page says so: no second page for one incident.
+  if ((s.damage?.critical ?? 0) > 0 || s.pages[confirmed] === 'firing') return;
+  const verdict = verdictOf(s);
+  resolve(run, confirmed === 'NodeOffline' ? 'ReadyButNoPodNetwork' : 'NodeOffline');
+  run.out.push({
+    kind: 'raise',
+    facts: { cause: confirmed, reasons: verdict.reasons, evidence: verdict.evidence ?? { probes: round.results, missing: [], kubelet: s.kubelet } },
+    timeline: [{ wallAt: run.now.wallAt, what: `${confirmed}: ${verdict.reasons[0] ?? ''}` }],
+    startsAt: run.now.wallAt - Math.max(0, round.at - (s.probes.failingSince ?? round.at)),
+  });
+  s.pages[confirmed] = 'firing';
 }
 
 // ─── networkd activity and episodes ─────────────────────────────────────────────────────────

@@ -1,6 +1,6 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ActionKind, ActionOutcome, GateDecision } from '../types.js';
+import type { ActionKind, ActionOutcome, GateDecision, Verdict, VerdictKind } from '../types.js';
 
 /** One line of the action journal. An intent line precedes execution; an outcome line follows it. */
 export interface JournalEntry {
@@ -71,6 +71,24 @@ export class FileJournal implements JournalWriter {
     }
   }
 
+  /** A verdict change with its evidence, on its own line (`phase: "verdict"`); readers of actions skip it. */
+  recordVerdict(verdict: Verdict, previous: VerdictKind): { error?: string } {
+    const line = { seq: this.#nextSeq++, wallAt: Date.now(), phase: 'verdict', verdict, previous };
+    try {
+      this.#rotateIfFull();
+      const fd = openSync(this.path, 'a', 0o600);
+      try {
+        writeSync(fd, JSON.stringify(line) + '\n');
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      return {};
+    } catch (err) {
+      return { error: `cannot write the action journal ${this.path}: ${(err as Error).message}` };
+    }
+  }
+
   recent(limit = RECENT_KEPT): JournalEntry[] {
     return this.#recent.slice(-limit);
   }
@@ -125,7 +143,9 @@ function readFile(path: string): JournalEntry[] {
   for (const line of text.split('\n')) {
     if (!line) continue;
     try {
-      entries.push(JSON.parse(line) as JournalEntry);
+      const entry = JSON.parse(line) as JournalEntry | { phase: 'verdict' };
+      // Verdict lines (recordVerdict) are not actions.
+      if (entry.phase !== 'verdict') entries.push(entry as JournalEntry);
     } catch {
       // A line torn by a crash mid-write: everything before it is intact.
     }

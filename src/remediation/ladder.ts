@@ -4,9 +4,9 @@
  * their outcomes back. It owns the detector's one timer and runs one action at a time; every
  * decision is the detector's.
  */
-import { Counter, Histogram } from 'prom-client';
-import { incidentSnapshot, step, type DetectorState } from '../detector/index.js';
-import type { BoxContext, DamageReport, DatapathSensor, DetectorCommand, DetectorInput, Pager, SignalEvent } from '../types.js';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { incidentSnapshot, nodeState, step, type DetectorState } from '../detector/index.js';
+import type { BoxContext, DamageReport, DatapathSensor, DetectorCommand, DetectorInput, KubeletReady, NodeState, Pager, ProbeRound, SignalEvent, Verdict, VerdictKind } from '../types.js';
 import type { RestoreAction } from './restore.js';
 
 /** A command kind without a case here does not compile. */
@@ -21,7 +21,13 @@ export interface LadderDeps {
   restore: RestoreAction;
   datapath: DatapathSensor;
   pager: Pager;
+  /** Where probe bursts are asked for (absent: probes off). */
+  probes?: { burst(reason: string): void };
+  /** Where verdict changes are recorded with their evidence (the action journal). */
+  verdicts?: { recordVerdict(verdict: Verdict, previous: VerdictKind): void };
 }
+
+const NODE_STATES: readonly NodeState[] = ['Healthy', 'Suspect', 'Broken', 'Repairing', 'Recovered', 'Quarantined'];
 
 /** Runs the detector's commands; one per agent. */
 export class Ladder {
@@ -48,10 +54,12 @@ export class Ladder {
       }),
       detection: new Histogram({
         name: 'connwatch_detection_seconds',
-        help: "From the episode's trigger (networkd restart, link reconfiguration, address change) to the first re-read that showed CNI items missing.",
-        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15],
+        help: "Time to detect, by evidence: datapath = from the episode's trigger (networkd restart, link reconfiguration, address change) to the first re-read that showed CNI items missing; probes = from the first failing round to the confirmed verdict.",
+        labelNames: ['evidence'],
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 30, 60],
         registers,
       }),
+      state: new Gauge({ name: 'connwatch_state', help: "1 for the node's current state on the detector's state machine, 0 for the others.", labelNames: ['state'], registers }),
       restoreLatency: new Histogram({
         name: 'connwatch_restore_latency_seconds',
         help: "From the episode's trigger (networkd restart, link reconfiguration, address re-add) to a re-read showing every item back after a restore.",
@@ -68,6 +76,14 @@ export class Ladder {
 
   onReport(report: DamageReport): void {
     this.#feed({ kind: 'damage', report });
+  }
+
+  onRound(round: ProbeRound): void {
+    this.#feed({ kind: 'probes', round });
+  }
+
+  onKubelet(ready: KubeletReady): void {
+    this.#feed({ kind: 'kubelet', ready });
   }
 
   /** Stops the timer and waits for an action in flight; inputs after this are ignored. */
@@ -143,7 +159,15 @@ export class Ladder {
         this.#metrics.restores.inc({ result: command.result });
         return;
       case 'observe':
-        this.#metrics[command.metric].observe(command.seconds);
+        if (command.metric === 'detection') this.#metrics.detection.observe({ evidence: command.evidence ?? 'datapath' }, command.seconds);
+        else this.#metrics.restoreLatency.observe(command.seconds);
+        return;
+      case 'probeBurst':
+        this.#deps.probes?.burst(command.reason);
+        return;
+      case 'verdict':
+        this.#deps.ctx.log[command.verdict.kind === 'Healthy' ? 'info' : 'warn']({ verdict: command.verdict.kind, previous: command.previous, reasons: command.verdict.reasons }, `verdict: ${command.verdict.kind}`);
+        this.#deps.verdicts?.recordVerdict(command.verdict, command.previous);
         return;
       case 'log':
         this.#deps.ctx.log[command.level](command.fields ?? {}, command.msg);
@@ -188,5 +212,7 @@ export class Ladder {
 
   #publish(): void {
     this.#deps.ctx.status.publish('incident', incidentSnapshot(this.#state));
+    const current = nodeState(this.#state);
+    for (const state of NODE_STATES) this.#metrics.state.set({ state }, state === current ? 1 : 0);
   }
 }

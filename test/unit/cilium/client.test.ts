@@ -83,6 +83,7 @@ describe('GET /v1/healthz', () => {
         msg: 'msg',
         components: { kvstore: 'Disabled', containerRuntime: 'Ok', kubernetes: 'Ok', ciliumHealth: 'Ok' },
         nodeCidrs: ['10.79.0.0/24', 'fd79::/64'],
+        failingControllers: [],
       },
     });
   });

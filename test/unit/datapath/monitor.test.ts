@@ -6,6 +6,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CiliumApi, CiliumEndpoint, CiliumHealth, CiliumResult } from '../../../src/cilium/client.js';
+import type { CiliumNodeList } from '../../../src/types.js';
 import type { DatapathDamageReport } from '../../../src/datapath/baseline.js';
 import { datapathConfig } from '../../../src/datapath/config.js';
 import { describeItem } from '../../../src/datapath/items.js';
@@ -19,10 +20,13 @@ class FakeCilium implements CiliumApi {
   pods = [{ ip4: '10.0.1.5', ip6: 'fd01::5' }];
   instance = 'sock-1';
   async healthz(): Promise<CiliumResult<CiliumHealth>> {
-    return { ok: true, value: { healthy: this.healthy, state: this.healthy ? 'Ok' : 'Failure', components: {}, nodeCidrs: [] } };
+    return { ok: true, value: { healthy: this.healthy, state: this.healthy ? 'Ok' : 'Failure', components: {}, nodeCidrs: [], failingControllers: [] } };
   }
   async endpoints(): Promise<CiliumResult<CiliumEndpoint[]>> {
     return { ok: true, value: this.pods.map((pod, index) => ({ id: index + 1, state: 'ready', ipv4: [pod.ip4], ipv6: [pod.ip6] })) };
+  }
+  async clusterNodes(): Promise<CiliumResult<CiliumNodeList>> {
+    return { ok: true, value: { self: 'default/node', nodes: [] } };
   }
   async socketInstance(): Promise<string | undefined> {
     return this.instance;

@@ -329,7 +329,7 @@ describe('attribution (issue 12)', () => {
     const item = { family: 4 as const, dev: 'lxc-pod-a', address: '10.78.0.1/32' };
     expect(w.signal({ kind: 'AddressRemoved', item }).map((c) => c.kind)).toEqual(['reread']);
     expect(w.episode()).toBeUndefined();
-    expect(w.signal({ kind: 'AddressRemoved', item: { ...item, dev: 'eth0' } }).map((c) => c.kind).filter((k) => k !== 'log')).toEqual(['networkdActivity', 'reread']);
+    expect(w.signal({ kind: 'AddressRemoved', item: { ...item, dev: 'eth0' } }).map((c) => c.kind).filter((k) => k !== 'log')).toEqual(['networkdActivity', 'probeBurst', 'reread']);
     expect(w.episode()?.trigger).toBe('address removed: 10.78.0.1/32 dev eth0');
   });
 
@@ -573,7 +573,7 @@ describe('the one networkd-activity rule', () => {
   it('hands each activity to the datapath before the re-read, and a CNI restart too', () => {
     const w = new World();
     expect(w.restart().filter((c) => c.kind === 'networkdActivity' || c.kind === 'reread').map((c) => c.kind)).toEqual(['networkdActivity', 'reread']);
-    expect(w.signal({ kind: 'CiliumRestarted', origins: ['systemd1'] }).map((c) => c.kind)).toEqual(['cniRestarted', 'reread']);
+    expect(w.signal({ kind: 'CiliumRestarted', origins: ['systemd1'] }).map((c) => c.kind)).toEqual(['cniRestarted', 'probeBurst', 'reread']);
     expect(w.signal({ kind: 'RuleRemoved', item: lookupLocal })).toEqual([{ kind: 'itemSeen', change: 'removed', item: lookupLocal, at: w.now }, { kind: 'reread', trigger: 'RuleRemoved', followUps: false }]);
     expect(w.signal({ kind: 'RuleAdded', item: lookupLocal })).toEqual([{ kind: 'itemSeen', change: 'added', item: lookupLocal, at: w.now }, { kind: 'reread', trigger: 'RuleAdded', followUps: false }]);
   });

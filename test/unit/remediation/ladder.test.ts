@@ -97,7 +97,8 @@ describe('the ladder runs the detector\'s commands', () => {
     expect(h.alerts.resolved).toContain('DatapathDamage/node-a');
     const text = await h.metrics.metrics();
     expect(text).toContain('connwatch_restores_total{result="restored"} 1');
-    expect(text).toContain('connwatch_detection_seconds_count 1');
+    expect(text).toContain('connwatch_detection_seconds_count{evidence="datapath"} 1');
+    expect(text).toMatch(/connwatch_state\{state="(Healthy|Recovered)"\} 1/);
     expect(text).toContain('connwatch_restore_latency_seconds_count 1');
     expect(h.status.get('incident')).toMatchObject({ state: 'Recovered', verdict: { kind: 'Healthy' } });
   });
