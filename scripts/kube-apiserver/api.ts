@@ -133,7 +133,7 @@ export class Api {
     const labels = parseLabelSelector(q.labelSelector);
     const fields = parseFieldSelector(q.fieldSelector, def.fields);
     const filtered = Boolean(q.labelSelector?.trim()) || !fields.empty;
-    const match = (o: KObject) => labels(o.metadata.labels) && fields.matches(def.view ? def.view.fromStored(o) : o);
+    const match = (o: KObject) => labels(o.metadata.labels) && fields.matches(o);
     const rv = q.resourceVersion ?? '';
     const rvMatch = q.resourceVersionMatch ?? '';
     if (rvMatch && !rv) throw errors.invalid('meta.k8s.io', 'ListOptions', '', [{ reason: 'FieldValueForbidden', message: 'Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided', field: 'resourceVersionMatch' }]);

@@ -21,7 +21,7 @@ export interface ResourceDef {
   verbs: string[];
   /** Resources that share one storage (core and events.k8s.io Events) share this key. */
   storage: string;
-  /** Fields a fieldSelector may name, besides metadata.name and metadata.namespace. */
+  /** Fields a fieldSelector may name, besides metadata.name and metadata.namespace; read off the stored object. */
   fields: Record<string, FieldGetter>;
   /** Has a status subresource: main writes keep the old status, /status writes keep all else. */
   statusSubresource: boolean;
@@ -65,6 +65,11 @@ const eventFields = fieldsOf(
   'involvedObject.resourceVersion', 'involvedObject.fieldPath', 'reason', 'reportingComponent', 'source', 'type',
 );
 eventFields.source = (o) => s(o, 'source.component');
+/** events.k8s.io/v1 names the same stored fields differently (its field-label conversion). */
+const eventV1Fields: Record<string, FieldGetter> = {
+  reason: eventFields.reason!, type: eventFields.type!, reportingController: eventFields.reportingComponent!,
+  ...Object.fromEntries(['kind', 'namespace', 'name', 'uid', 'apiVersion', 'resourceVersion', 'fieldPath'].map((f) => [`regarding.${f}`, eventFields[`involvedObject.${f}`]!])),
+};
 
 /** events.k8s.io/v1 Event <-> core v1 Event, as the real conversion maps the fields. */
 const eventsV1View = {
@@ -100,7 +105,7 @@ export function builtinResources(): ResourceDef[] {
     def({ group: '', version: 'v1', resource: 'events', singular: 'event', kind: 'Event', namespaced: true, shortNames: ['ev'], schema: builtinSchemas.Event, fields: eventFields, storage: 'events' }),
     def({ group: '', version: 'v1', resource: 'configmaps', singular: 'configmap', kind: 'ConfigMap', namespaced: true, shortNames: ['cm'], schema: builtinSchemas.ConfigMap }),
     def({ group: 'coordination.k8s.io', version: 'v1', resource: 'leases', singular: 'lease', kind: 'Lease', namespaced: true, schema: builtinSchemas.Lease }),
-    def({ group: 'events.k8s.io', version: 'v1', resource: 'events', singular: 'event', kind: 'Event', namespaced: true, shortNames: ['ev'], schema: builtinSchemas.EventV1, fields: eventFields, storage: 'events', view: eventsV1View }),
+    def({ group: 'events.k8s.io', version: 'v1', resource: 'events', singular: 'event', kind: 'Event', namespaced: true, shortNames: ['ev'], schema: builtinSchemas.EventV1, fields: eventV1Fields, storage: 'events', view: eventsV1View }),
     def({ group: 'policy', version: 'v1', resource: 'poddisruptionbudgets', singular: 'poddisruptionbudget', kind: 'PodDisruptionBudget', namespaced: true, shortNames: ['pdb'], schema: builtinSchemas.PodDisruptionBudget, statusSubresource: true, generation: true }),
     def({ group: 'apiextensions.k8s.io', version: 'v1', resource: 'customresourcedefinitions', singular: 'customresourcedefinition', kind: 'CustomResourceDefinition', namespaced: false, shortNames: ['crd', 'crds'], categories: ['api-extensions'], schema: builtinSchemas.CustomResourceDefinition, statusSubresource: true, generation: true }),
   ];

@@ -56,7 +56,7 @@ export function prepareWatch(api: Api, def: ResourceDef, ns: string | undefined,
   if (asked !== undefined && !Number.isInteger(asked)) throw errors.badRequest(`invalid resource version: ${rvText}`);
   const timeoutSec = q.timeoutSeconds ? Number(q.timeoutSeconds) : undefined;
   const scope = def.namespaced ? ns : undefined;
-  const matches = (o: KObject) => (!scope || o.metadata.namespace === scope) && labels(o.metadata.labels) && fields.matches(def.view ? def.view.fromStored(o) : o);
+  const matches = (o: KObject) => (!scope || o.metadata.namespace === scope) && labels(o.metadata.labels) && fields.matches(o);
 
   return (res, onEnd) => {
     const store = api.store;

@@ -389,5 +389,8 @@ describe('kube test API server over HTTPS', () => {
     expect(core.items).toHaveLength(1);
     expect(core.items[0]).toMatchObject({ reason: 'RulesRestored', message: 'put back 3 rules', reportingComponent: 'connwatch.io/agent', involvedObject: { name: 'node-a' } });
     expect((await call('GET', '/api/v1/events?fieldSelector=involvedObject.name%3Dnode-b')).body.items).toHaveLength(0);
+    // events.k8s.io/v1 names the same fields regarding.* (its field-label conversion).
+    const v1 = (await call('GET', '/apis/events.k8s.io/v1/namespaces/default/events?fieldSelector=regarding.name%3Dnode-a%2CreportingController%3Dconnwatch.io%2Fagent')).body;
+    expect(v1.items.map((e: J) => [e.note, e.regarding.name])).toEqual([['put back 3 rules', 'node-a']]);
   });
 });
