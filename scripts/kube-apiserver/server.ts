@@ -148,7 +148,13 @@ interface Route {
 export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promise<KubeApiServer> {
   const ownDir = !opts.dir;
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'connwatch-kube-')));
-  const certs = await makeCerts(dir);
+  let certs: Awaited<ReturnType<typeof makeCerts>>;
+  try {
+    certs = await makeCerts(dir);
+  } catch (e) {
+    if (ownDir) await rm(dir, { recursive: true, force: true });
+    throw new Error(`kube test API server: making certificates with openssl failed (is openssl installed? scripts/deps.sh installs it): ${(e as Error).message}`);
+  }
   const info = versionInfo(opts.version ?? '1.30');
   const store = new Store({ historySize: opts.historySize ?? 100_000 });
   const registry = new Registry();
@@ -392,10 +398,15 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
+    });
+  } catch (e) {
+    if (ownDir) await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
   const port = (server.address() as { port: number }).port;
   address = `127.0.0.1:${port}`;
   const url = `https://127.0.0.1:${port}`;
