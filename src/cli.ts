@@ -68,10 +68,10 @@ const COMMANDS: Record<string, Command> = {
     run: notYet('controller', 'the fleet controller comes with the Kubernetes issues'),
   },
   beacon: {
-    summary: 'run the pod-network beacon that peers probe',
-    usage: 'connwatch beacon [options]',
-    options: CONFIG_OPTIONS,
-    run: notYet('beacon', 'the beacon comes with the probes'),
+    summary: 'run the pod-network beacon that peers probe (GET /ping)',
+    usage: 'connwatch beacon [--listen ADDR] [--node NAME] [--pod-ip IP]\n  defaults: --listen [::]:4241, NODE_NAME and POD_IP from the environment (downward API)',
+    options: { listen: { type: 'string' }, node: { type: 'string' }, 'pod-ip': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    run: async (values, _p, io) => (await import('./beacon/index.js')).runBeaconCommand(values, io),
   },
   version: {
     summary: 'print the version',

@@ -562,3 +562,62 @@ export interface Alerter {
   raise(alert: Omit<Alert, 'status' | 'createdAt'>): void;
   resolve(id: string): void;
 }
+
+// ─── the channel between agents and the controller (Kubernetes) ────────────────────────────
+// One ConnwatchNode per node in connwatch's namespace (group connwatch.io, version v1alpha1,
+// plural connwatchnodes, short name cwn), named after the node. `spec` is the controller's,
+// `status` the agent's. See docs/channel.md.
+
+/** The channel's API group and version, and the per-node kind. */
+export const CHANNEL = { group: 'connwatch.io', version: 'v1alpha1', kind: 'ConnwatchNode', plural: 'connwatchnodes', shortName: 'cwn' } as const;
+
+/** The ladder's rungs above the restore, which need a controller grant. */
+export type Rung = 'restartCilium' | 'quarantine';
+
+/** A grant the controller wrote into a node's spec: what it did (or would have done, in shadow mode) for the agent to verify. */
+export interface ChannelGrant {
+  /** Unique per grant; the agent reports against it. */
+  id: string;
+  rung: Rung;
+  /** RFC 3339; an expired grant is never acted on or verified against. */
+  expiresAt: string;
+  grantedAt: string;
+  /** Shadow: the controller only recorded "would have"; takes no budget slot, never counts toward the success rate. */
+  shadow: boolean;
+  /** What the controller did for it: e.g. the deleted cilium pod's name and uid. */
+  executed?: { at: string; detail: string };
+}
+
+/** The controller's half of a ConnwatchNode. */
+export interface ChannelSpec {
+  grants?: ChannelGrant[];
+  /** Probe peers the controller assigns where Cilium's node list is not used. */
+  peers?: { node: string; address: string }[];
+}
+
+/** The agent's request for the next rung, with its evidence. */
+export interface ChannelRequest {
+  rung: Rung;
+  reason: string;
+  /** RFC 3339, when the agent first asked for this rung in this incident. */
+  since: string;
+  verdict: VerdictKind;
+}
+
+/** The agent's half of a ConnwatchNode. */
+export interface ChannelStatus {
+  state: NodeState;
+  verdict: { kind: VerdictKind; reasons: string[]; basis?: 'datapath' | 'probes'; since: string };
+  /** A short summary of the evidence (failing probes, missing items), bounded in size. */
+  evidence: { failingProbes: string[]; missing: string[]; signal?: string };
+  lastRestore?: { at: string; result: string; items: number };
+  request?: ChannelRequest;
+  /** The agent's verification of a grant the controller executed. */
+  verified?: { grant: string; ok: boolean; at: string; detail: string };
+  /** Whether this agent reaches the API server (the controller never restarts Cilium on a node that does not). */
+  apiServer: 'reachable' | 'unreachable' | 'unknown';
+  kubeletReady: KubeletReady;
+  /** RFC 3339; written at least every heartbeat period. Older than two periods while the Node is not Ready: "went dark". */
+  heartbeatAt: string;
+  agentVersion: string;
+}

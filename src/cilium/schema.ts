@@ -27,12 +27,12 @@ export const nodeElement = z.looseObject({
   'health-endpoint-address': nodeAddressing.optional(),
 });
 
-/** `ClusterNodeStatus` (GET /v1/cluster/nodes): without a client-id every node is in nodes-added. */
+/** `ClusterNodeStatus` (GET /v1/cluster/nodes): without a client-id every node is in nodes-added. Go sends an empty list as null. */
 export const clusterNodeStatus = z.looseObject({
   'client-id': z.number().int().optional(),
   self: z.string().optional(),
-  'nodes-added': z.array(nodeElement).optional(),
-  'nodes-removed': z.array(nodeElement).optional(),
+  'nodes-added': z.array(nodeElement).nullable().optional(),
+  'nodes-removed': z.array(nodeElement).nullable().optional(),
 });
 
 /** `ControllerStatus`: one of the agent's controllers. */
@@ -59,6 +59,7 @@ export const healthStatusResponse = z.looseObject({
         'health-endpoint': z.looseObject({ 'primary-address': pathStatus.optional(), icmp: connectivityStatus.optional(), http: connectivityStatus.optional() }).optional(),
       }),
     )
+    .nullable()
     .optional(),
 });
 
@@ -69,9 +70,9 @@ export const statusResponse = z.looseObject({
   'container-runtime': componentStatus.optional(),
   kubernetes: componentStatus.optional(),
   cluster: z
-    .looseObject({ ciliumHealth: componentStatus.optional(), self: z.string().optional(), nodes: z.array(nodeElement).optional() })
+    .looseObject({ ciliumHealth: componentStatus.optional(), self: z.string().optional(), nodes: z.array(nodeElement).nullable().optional() })
     .optional(),
-  controllers: z.array(controllerStatus).optional(),
+  controllers: z.array(controllerStatus).nullable().optional(),
 });
 
 /** `EndpointState`. */

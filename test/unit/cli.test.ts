@@ -39,7 +39,19 @@ describe('connwatch CLI', () => {
     expect(flag.err).toContain("connwatch check --help");
   });
 
-  it.each(['controller', 'beacon'])('%s says it cannot do its job in this release and exits non-zero', async (name) => {
+  it('beacon without a node name refuses to guess one', async () => {
+    const saved = process.env.NODE_NAME;
+    delete process.env.NODE_NAME;
+    try {
+      const res = await cli('beacon');
+      expect(res.code).toBe(EXIT.usage);
+      expect(res.err).toContain('no node name: pass --node or set NODE_NAME');
+    } finally {
+      if (saved !== undefined) process.env.NODE_NAME = saved;
+    }
+  });
+
+  it.each(['controller'])('%s says it cannot do its job in this release and exits non-zero', async (name) => {
     const res = await cli(name);
     expect(res.code).toBe(EXIT.unavailable);
     expect(res.err).toContain('not available in this release');

@@ -233,3 +233,71 @@ describe('socketInstance', () => {
     expect(await made.socketInstance()).toBeUndefined();
   });
 });
+
+describe('probes read more of Cilium (issue 13)', () => {
+  it("asks /v1/healthz as Cilium's liveness probe does, and failing controllers make it unhealthy", async () => {
+    let header: string | string[] | undefined;
+    handler = (req, res) => {
+      header = req.headers['require-k8s-connectivity'];
+      json({ ...status('Ok'), controllers: [{ name: 'sync-lb-maps', status: { 'consecutive-failure-count': 7, 'last-failure-msg': 'map full' } }, { name: 'ok-one', status: { 'consecutive-failure-count': 1 } }] })(req, res);
+    };
+    const result = await client().healthz();
+    expect(header).toBe('false');
+    expect(result).toMatchObject({ ok: true, value: { healthy: false, state: 'Ok', failingControllers: ['sync-lb-maps: map full'] } });
+  });
+
+  it("GET /v1/cluster/nodes: every node's health endpoint; nodes without one are kept without addresses", async () => {
+    let seenPath = '';
+    handler = (req, res) => {
+      seenPath = req.url ?? '';
+      json({
+        'client-id': 0,
+        self: 'default/node',
+        'nodes-added': [
+          { name: 'default/node', 'primary-address': { ipv4: { ip: '10.77.0.1', enabled: true } }, 'health-endpoint-address': { ipv4: { ip: '10.78.0.10', enabled: true }, ipv6: { ip: 'fd78::10', enabled: true } } },
+          { name: 'default/peer', 'primary-address': { ipv4: { ip: '10.77.0.2', enabled: true } }, 'health-endpoint-address': { ipv4: { ip: '10.79.0.10', enabled: true } } },
+          { name: 'default/no-health', 'primary-address': { ipv4: { ip: '10.77.0.3', enabled: true } } },
+        ],
+        'nodes-removed': null,
+      })(req, res);
+    };
+    const result = await client().clusterNodes();
+    expect(seenPath).toBe('/v1/cluster/nodes');
+    expect(result).toEqual({
+      ok: true,
+      value: {
+        self: 'default/node',
+        nodes: [
+          { name: 'default/node', health: ['10.78.0.10', 'fd78::10'] },
+          { name: 'default/peer', health: ['10.79.0.10'] },
+          { name: 'default/no-health', health: [] },
+        ],
+      },
+    });
+  });
+
+  it('a node list in the wrong shape is a failure with its reason', async () => {
+    handler = json({ self: 'default/node', 'nodes-added': 'everything' });
+    expect(await client().clusterNodes()).toMatchObject({ ok: false, code: 'shape', reason: expect.stringContaining('nodes-added') });
+  });
+
+  it("cilium-health's GET /v1beta/status: failing paths by node, both EndpointStatus and the older PathStatus", async () => {
+    let seenPath = '';
+    handler = (req, res) => {
+      seenPath = req.url ?? '';
+      json({
+        timestamp: '2026-11-29T16:00:00Z',
+        probeInterval: '1m',
+        local: { name: 'default/node' },
+        nodes: [
+          { name: 'default/node', host: { 'primary-address': { ip: '10.77.0.1', http: { latency: 120000 } } }, 'health-endpoint': { 'primary-address': { ip: '10.78.0.10', http: { latency: 90000 } } } },
+          { name: 'default/peer', host: { 'primary-address': { ip: '10.77.0.2', http: { latency: 120000 } } }, 'health-endpoint': { 'primary-address': { ip: '10.79.0.10', http: { status: 'Get "http://10.79.0.10:4240/hello": context deadline exceeded' } } } },
+          { name: 'default/old', host: { 'primary-address': { ip: '10.77.0.3', icmp: { status: 'timeout' } } }, 'health-endpoint': { ip: '10.80.0.1', http: { latency: 1 } } },
+        ],
+      })(req, res);
+    };
+    const result = await client().healthStatus();
+    expect(seenPath).toBe('/v1beta/status');
+    expect(result).toEqual({ ok: true, value: { local: 'default/node', nodes: 3, failing: ['default/peer', 'default/old'] } });
+  });
+});
