@@ -12,7 +12,7 @@ import { DatapathMonitor, execIpRunner, ipItemWriter, itemKey, resolveProfiles }
 import { initialState } from './detector/index.js';
 import { EXIT } from './exit.js';
 import { Lifecycle, runUntilStopped, systemClock } from './lifecycle.js';
-import { probeJudgeConfig, ProbeRunner, tcpConnects } from './probes/index.js';
+import { buildProbes, probeJudgeConfig, tcpConnects } from './probes/index.js';
 import { hasNetAdmin } from './remediation/capability.js';
 import { Gate } from './remediation/gate.js';
 import { FileJournal, readEntries } from './remediation/journal.js';
@@ -20,7 +20,7 @@ import { Ladder } from './remediation/ladder.js';
 import { CARRY_OVER_MS, carriedOverItems, RestoreAction } from './remediation/restore.js';
 import { createSignals } from './signals/index.js';
 import { createLogger, createMetrics, Heartbeat, Liveness, mainLoop, StatusBoard, TelemetryServer } from './telemetry/index.js';
-import type { BoxContext, CliIO, Clock, ProbeRound } from './types.js';
+import type { BoxContext, CliIO, Clock } from './types.js';
 import { VERSION } from './version.js';
 
 /** How long a hung bus may hold up the stop of a signals start still waiting on it. */
@@ -180,35 +180,6 @@ export function buildAgent(config: Config, log: Logger, clock: Clock = systemClo
   if (probes) lifecycle.add({ name: 'probes', start: () => probes.start(), stop: () => probes.stop() });
   lifecycle.add(mainLoop(box('main'), liveness, new Heartbeat(config.telemetry.heartbeatFile)));
   return { ok: true, lifecycle };
-}
-
-/**
- * The probe runner with its own Cilium clients: a slow or hostile Cilium answering probes must
- * never queue ahead of the restore's endpoint check on the same connection.
- */
-export function buildProbes(config: Config, ctx: BoxContext, onRound: (round: ProbeRound) => void): { start(): Promise<void>; stop(): Promise<void>; burst(reason: string): void; runner: ProbeRunner } | undefined {
-  if (!config.probes.enabled) return undefined;
-  const cilium = new CiliumClient(config.cilium);
-  const healthSocket = config.probes.cilium.healthSocketPath;
-  const health = new CiliumClient({ ...config.cilium, socketPath: healthSocket });
-  const runner = new ProbeRunner({
-    ctx,
-    config: config.probes,
-    node: config.node,
-    cilium,
-    ciliumSocket: config.cilium.socketPath,
-    ciliumHealth: { status: (signal) => health.healthStatus(signal), socket: healthSocket },
-    onRound,
-  });
-  return {
-    runner,
-    start: () => runner.start(),
-    burst: (reason) => runner.burst(reason),
-    stop: async () => {
-      await runner.stop();
-      await Promise.all([cilium.close(), health.close()]);
-    },
-  };
 }
 
 /** What the restore will do about damage networkd caused, for the page's summary. */

@@ -621,3 +621,22 @@ export interface ChannelStatus {
   heartbeatAt: string;
   agentVersion: string;
 }
+
+/**
+ * Where the agent publishes what it sees (in Kubernetes: its ConnwatchNode's status and Events on
+ * its Node; on bare metal nothing). Calls never block and never throw: writes are queued,
+ * jittered and retried by the implementation.
+ */
+export interface NodeReporter {
+  /** The verdict or state changed (written at once, and an Event per cause at most every 10 minutes). */
+  verdict(verdict: Verdict, state: NodeState): void;
+  /** A restore attempt finished. */
+  restored(outcome: { wallAt: number; result: string; items: number }): void;
+  /** The rung the agent asks for now (undefined: none). */
+  request(request: ChannelRequest | undefined): void;
+  /** The agent's verification of a grant the controller executed. */
+  verified(verification: NonNullable<ChannelStatus['verified']>): void;
+}
+
+/** The API server as this agent reaches it: decided only from connection failures to every endpoint over a sustained period. */
+export type ApiReachabilityState = 'reachable' | 'unreachable' | 'unknown';

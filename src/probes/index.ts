@@ -7,6 +7,7 @@ import type { ProbesConfig } from './config.js';
 
 export { probesConfig, type ProbesConfig } from './config.js';
 export { ProbeRunner, type ProbeRunnerDeps } from './runner.js';
+export { buildProbes, type BuiltProbes } from './build.js';
 export { choosePeers, readPeers, type PeerSet, type PeerTarget } from './peers.js';
 export { tcpConnects } from './tcp.js';
 
