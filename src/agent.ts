@@ -60,7 +60,7 @@ export function buildAgent(config: Config, log: Logger, clock: Clock = systemClo
   const lifecycle = new Lifecycle(log);
 
   const liveness = new Liveness(clock, { minStaleMs: config.telemetry.staleAfterSeconds * 1000 });
-  const server = new TelemetryServer({ listen: config.telemetry.listen, registry, status: () => status.snapshot(), liveness, log: log.child({ box: 'telemetry' }) });
+  const server = new TelemetryServer({ listen: config.telemetry.listen, socket: config.telemetry.socket, registry, status: () => status.snapshot(), liveness, log: log.child({ box: 'telemetry' }) });
   lifecycle.add({
     name: 'telemetry',
     start: async () => {

@@ -49,6 +49,11 @@ export const configSchema = z
     telemetry: z
       .strictObject({
         listen: listen.default(DEFAULT_LISTEN).describe('Address of the telemetry HTTP server: /metrics, /healthz, /readyz, /status.'),
+        socket: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('A unix socket serving the same routes, for when even loopback is broken (`curl --unix-socket <path> http://connwatch/status`). Default: <stateDir>/telemetry.sock; "off" disables it.'),
         heartbeatFile: z
           .string()
           .min(1)
@@ -92,7 +97,7 @@ export type { ActionSettings };
 export type Config = Omit<ParsedConfig, 'mode' | 'node' | 'actions' | 'telemetry'> & {
   mode: Mode;
   node: string;
-  telemetry: ParsedConfig['telemetry'] & { heartbeatFile: string };
+  telemetry: Omit<ParsedConfig['telemetry'], 'socket'> & { heartbeatFile: string; socket: string | undefined };
   actions: { killSwitch: boolean; halt: boolean } & ActionSettings;
 };
 
@@ -117,7 +122,11 @@ export function resolveConfig(parsed: ParsedConfig, mode: Mode, hostname: string
     ...parsed,
     mode,
     node: parsed.node ?? hostname,
-    telemetry: { ...parsed.telemetry, heartbeatFile: parsed.telemetry.heartbeatFile ?? `${parsed.stateDir.replace(/\/+$/, '')}/heartbeat` },
+    telemetry: {
+      ...parsed.telemetry,
+      heartbeatFile: parsed.telemetry.heartbeatFile ?? `${parsed.stateDir.replace(/\/+$/, '')}/heartbeat`,
+      socket: parsed.telemetry.socket === 'off' ? undefined : (parsed.telemetry.socket ?? `${parsed.stateDir.replace(/\/+$/, '')}/telemetry.sock`),
+    },
     actions: {
       killSwitch: parsed.actions.killSwitch,
       halt: parsed.actions.halt,

@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +11,8 @@ import type { Liveness } from './liveness.js';
 export interface TelemetryServerOptions {
   /** "host:port"; port 0 picks a free one (tests). */
   listen: string;
+  /** Also serve on this unix socket (needs no routing: works when loopback does not). */
+  socket?: string;
   registry: Registry;
   /** The `/status` body; a StatusBoard's snapshot. */
   status: () => unknown;
@@ -30,20 +33,42 @@ const ALLOW = 'GET, HEAD';
  */
 export class TelemetryServer {
   readonly #server: Server;
+  #socketServer: Server | undefined;
   #started = false;
   #listening = false;
 
   constructor(private readonly options: TelemetryServerOptions) {
-    this.#server = createServer((req, res) => {
+    this.#server = this.#create();
+  }
+
+  #create(): Server {
+    const server = createServer((req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
-        options.log.error({ err, url: req.url }, 'telemetry request failed');
+        this.options.log.error({ err, url: req.url }, 'telemetry request failed');
         if (!res.headersSent) send(res, req, 500, 'text/plain; charset=utf-8', 'internal error\n');
         else res.destroy();
       });
     });
-    this.#server.requestTimeout = 10_000;
-    this.#server.headersTimeout = 5_000;
-    this.#server.keepAliveTimeout = 5_000;
+    server.requestTimeout = 10_000;
+    server.headersTimeout = 5_000;
+    server.keepAliveTimeout = 5_000;
+    return server;
+  }
+
+  /** The unix socket, best effort: a failure is logged, never fatal (the TCP address is the contract). */
+  async #listenSocket(path: string): Promise<void> {
+    const server = this.#create();
+    try {
+      rmSync(path, { force: true });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(path, () => resolve());
+      });
+      this.#socketServer = server;
+      this.options.log.info({ socket: path }, 'telemetry also on a unix socket');
+    } catch (err) {
+      this.options.log.warn({ err, socket: path }, 'cannot serve telemetry on the unix socket; the TCP address still serves');
+    }
   }
 
   /** Binds; never rejects for an address problem (failure is data). */
@@ -51,6 +76,7 @@ export class TelemetryServer {
     const parsed = parseHostPort(this.options.listen, true);
     if (!parsed.ok) return { ok: false, reason: `telemetry.listen: ${parsed.reason}` };
     const { host, port } = parsed.value;
+    if (this.options.socket) await this.#listenSocket(this.options.socket);
     return new Promise((resolve) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         resolve({
@@ -77,6 +103,13 @@ export class TelemetryServer {
 
   /** Stops accepting, lets open requests finish, then cuts what is left after the timeout. */
   async stop(): Promise<void> {
+    const socketServer = this.#socketServer;
+    this.#socketServer = undefined;
+    if (socketServer) {
+      socketServer.closeAllConnections();
+      await new Promise<void>((resolve) => socketServer.close(() => resolve()));
+      if (this.options.socket) rmSync(this.options.socket, { force: true });
+    }
     if (!this.#listening) return;
     this.#listening = false;
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));

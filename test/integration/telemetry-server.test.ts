@@ -137,3 +137,37 @@ describe('telemetry server over real HTTP', () => {
     release?.();
   });
 });
+
+describe('telemetry on a unix socket (issue 13: /status when even loopback is broken)', () => {
+  it('serves the same routes on the socket and removes it on stop', async () => {
+    const { mkdtempSync, existsSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { request } = await import('node:http');
+    const dir = mkdtempSync(join(tmpdir(), 'cw-telemetry-sock-'));
+    const socket = join(dir, 'telemetry.sock');
+    const clock = new ManualClock();
+    const { registry } = createMetrics({ version: 'test' });
+    const board = new StatusBoard({ version: 'test', mode: 'baremetal', clock });
+    board.publish('incident', { verdict: { kind: 'ReadyButNoPodNetwork' } });
+    const server = new TelemetryServer({ listen: '127.0.0.1:0', socket, registry, status: () => board.snapshot(), liveness: new Liveness(clock), log: captureLogs().log });
+    try {
+      expect((await server.start()).ok).toBe(true);
+      const body = await new Promise<string>((resolve, reject) => {
+        request({ socketPath: socket, path: '/status' }, (res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => (text += d.toString()));
+          res.on('end', () => resolve(text));
+        })
+          .on('error', reject)
+          .end();
+      });
+      expect(JSON.parse(body)).toMatchObject({ incident: { verdict: { kind: 'ReadyButNoPodNetwork' } } });
+      await server.stop();
+      expect(existsSync(socket)).toBe(false);
+    } finally {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -24,7 +24,7 @@ const cases: Case[] = [
   {
     name: 'unknown nested key',
     file: 'telemetry:\n  lisen: 127.0.0.1:1\n',
-    expected: { code: 'unknown_key', path: 'telemetry.lisen', accepted: /listen, heartbeatFile, staleAfterSeconds/, message: /did you mean "listen"/, source: /:2:3$/ },
+    expected: { code: 'unknown_key', path: 'telemetry.lisen', accepted: /listen, socket, heartbeatFile, staleAfterSeconds/, message: /did you mean "listen"/, source: /:2:3$/ },
   },
   {
     name: 'wrong type',
