@@ -523,7 +523,11 @@ export type AlertCause =
   | 'RestoreFailed'
   | 'AlertSpoolOverflow'
   | 'NodeOffline'
-  | 'CiliumUnhealthy';
+  | 'CiliumUnhealthy'
+  /** The controller's: an agent's heartbeat is older than two periods while its Node is not Ready. */
+  | 'NodeWentDark'
+  /** The controller's: Cilium restarts halted fleet-wide (recent success rate below the threshold). */
+  | 'RemediationHalted';
 
 /** An alert as connwatch means it; each sink renders it in its own protocol. */
 export interface Alert {
@@ -586,6 +590,12 @@ export interface ChannelGrant {
   shadow: boolean;
   /** What the controller did for it: e.g. the deleted cilium pod's name and uid. */
   executed?: { at: string; detail: string };
+  /** restartCilium: the cilium pod this grant restarts, written before the delete, so a new leader deletes only that pod instance (never a replacement). */
+  pod?: { name: string; uid: string };
+  /** restartCilium: 1 for the first restart in this incident, then 2, 3, … (retries back off; the controller stops at its limit). */
+  attempt?: number;
+  /** How the controller closed the grant; a closed grant is never acted on again. `failed`/`expired` after execution count against the success rate. */
+  outcome?: { result: 'verified' | 'failed' | 'expired' | 'cancelled' | 'released'; at: string; detail?: string };
 }
 
 /** The controller's half of a ConnwatchNode. */
