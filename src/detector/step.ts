@@ -112,7 +112,7 @@ function leavesStateAlone(event: SignalEvent): boolean {
 
 /** Signals a verdict's evidence names as "the preceding signal", and that start a probe burst. */
 function signalOfNote(event: SignalEvent, networkd: string | undefined): string | undefined {
-  if (networkd) return networkd;
+  if (networkd) return networkd.includes('networkd') ? networkd : `networkd activity: ${networkd}`;
   switch (event.kind) {
     case 'CiliumRestarted':
       return 'Cilium restarted';

@@ -47,6 +47,9 @@ export class ProbeRunner {
   #round: Promise<ProbeRound | undefined> = Promise.resolve(undefined);
   #throttling: { periods: number; throttled: number } | undefined;
   #stopped = false;
+  /** Until start() opened the loopback listener, a burst asked for waits (its reason kept). */
+  #started = false;
+  #pendingBurst: string | undefined;
 
   constructor(deps: ProbeRunnerDeps) {
     this.#deps = deps;
@@ -62,11 +65,17 @@ export class ProbeRunner {
   async start(): Promise<void> {
     await this.#loopback?.start();
     this.#throttling = readThrottling(this.#cpuStat);
+    this.#started = true;
     this.#schedule(this.#now() + this.#random() * this.#intervalMs());
+    if (this.#pendingBurst !== undefined) this.burst(this.#pendingBurst);
   }
 
   /** Starts a burst (rounds every burst.intervalMs) unless one runs or too many ran this minute. */
   burst(reason: string): void {
+    if (!this.#started) {
+      this.#pendingBurst ??= reason;
+      return;
+    }
     if (this.#stopped || this.#burstLeft > 0) return;
     const now = this.#now();
     this.#burstStarts = this.#burstStarts.filter((at) => now - at < 60_000);
@@ -166,11 +175,14 @@ export class ProbeRunner {
   }
 
   async #measure(probe: Probe): Promise<ProbeObservation> {
-    const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#deps.config.timeoutMs + 500)]);
+    const deadline = AbortSignal.timeout(this.#deps.config.timeoutMs);
+    const signal = AbortSignal.any([this.#abort.signal, deadline]);
     const started = this.#now();
     let observation: ProbeObservation;
     try {
-      const r = await probe.run(signal);
+      let r = await probe.run(signal);
+      // The runner's own deadline, not a stop: the probe timed out, whatever it calls it.
+      if (!r.ok && deadline.aborted && !this.#abort.signal.aborted) r = { ...r, code: 'timeout', reason: `no answer within ${this.#deps.config.timeoutMs} ms (${r.reason})` };
       observation = r.ok
         ? { kind: probe.kind, target: probe.target, ok: true, latencyMs: round(r.latencyMs) }
         : { kind: probe.kind, target: probe.target, ok: false, reason: r.reason, code: r.code ?? 'error', ...(r.latencyMs === undefined ? {} : { latencyMs: round(r.latencyMs) }) };
