@@ -4,13 +4,16 @@
  * Data flows signals → detector (via the ladder) → commands → datapath, restore, pager.
  */
 import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { AlertPager, createAlerts } from './alerts/index.js';
 import { CiliumClient, liveEndpointAddresses } from './cilium/client.js';
 import { formatConfigErrors, loadConfig, type Config, type ConfigFlags } from './config/index.js';
+import { resolveNodeName } from './config/mode.js';
 import { DatapathMonitor, execIpRunner, ipItemWriter, itemKey, resolveProfiles } from './datapath/index.js';
 import { initialState } from './detector/index.js';
 import { EXIT } from './exit.js';
+import { KubeAgent, noopReporter } from './kube/agent/index.js';
 import { Lifecycle, runUntilStopped, systemClock } from './lifecycle.js';
 import { buildProbes, probeJudgeConfig, tcpConnects } from './probes/index.js';
 import { hasNetAdmin } from './remediation/capability.js';
@@ -28,14 +31,20 @@ const SIGNALS_START_GRACE_MS = 1_000;
 
 /** `connwatch run`: load config (exit 2 on any mistake), start every box, run until SIGTERM/SIGINT. */
 export async function runAgentCommand(values: Record<string, unknown>, io: CliIO): Promise<number> {
-  const loaded = loadConfig({ configPath: values.config as string | undefined, env: process.env, flags: values as ConfigFlags });
+  // No host name given: an empty node means "not configured", which Kubernetes mode must tell apart.
+  const loaded = loadConfig({ configPath: values.config as string | undefined, env: process.env, flags: values as ConfigFlags, hostname: '' });
   if (!loaded.ok) {
     io.stderr(formatConfigErrors(loaded.errors));
     return EXIT.usage;
   }
-  const config = loaded.config;
+  const named = resolveNodeName({ mode: loaded.config.mode, configured: loaded.config.node, env: process.env, hostname: hostname() });
+  if (!named.ok) {
+    io.stderr(`connwatch run: configuration error: ${named.reason}: ${named.hint}\n`);
+    return EXIT.usage;
+  }
+  const config: Config = { ...loaded.config, node: named.node };
   const log = createLogger({ level: config.log.level });
-  log.info({ version: VERSION, mode: config.mode, modeReason: loaded.modeReason, node: config.node, configPath: loaded.configPath ?? null }, 'connwatch starting');
+  log.info({ version: VERSION, mode: config.mode, modeReason: loaded.modeReason, node: config.node, nodeFrom: named.source, configPath: loaded.configPath ?? null }, 'connwatch starting');
   try {
     mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   } catch (err) {
@@ -84,12 +93,31 @@ export function buildAgent(config: Config, log: Logger, clock: Clock = systemClo
   }
   lifecycle.add({ name: 'alerts', start: () => alerts.start(), stop: () => alerts.stop() });
 
+  // Kubernetes: the control ConfigMap's switches (cached on disk from the last run until it is read),
+  // this node's kubelet Ready, and its ConnwatchNode status and Events. Built now so that the gate
+  // obeys the cached switches from the first step; its requests start with the lifecycle.
+  const kube =
+    config.mode === 'kubernetes'
+      ? new KubeAgent({
+          config: config.kube,
+          node: config.node,
+          stateDir: config.stateDir,
+          clock,
+          log: log.child({ box: 'kube' }),
+          metrics: registry,
+          status,
+          version: VERSION,
+          onKubelet: (ready) => ladder.onKubelet(ready),
+          onControls: () => publishGate(),
+        })
+      : undefined;
   const journal = new FileJournal(config.stateDir);
   const gate = new Gate({
+    // Read on every decision: a flipped ConfigMap stops the next step with no restart. Either source stops.
     controls: {
       settings: () => config.actions,
-      killSwitch: () => ({ active: config.actions.killSwitch, source: 'config' }),
-      halt: () => ({ active: config.actions.halt, source: 'config' }),
+      killSwitch: () => (config.actions.killSwitch || !kube ? { active: config.actions.killSwitch, source: 'config' } : kube.controls.killSwitch()),
+      halt: () => (config.actions.halt || !kube ? { active: config.actions.halt, source: 'config' } : kube.controls.halt()),
     },
     journal,
     clock,
@@ -98,7 +126,9 @@ export function buildAgent(config: Config, log: Logger, clock: Clock = systemClo
     measure,
   });
   const netAdmin = hasNetAdmin();
-  status.publish('gate', { actions: config.actions, preview: { restore: gate.preview('restore'), restartCilium: gate.preview('restartCilium'), quarantine: gate.preview('quarantine') } });
+  const publishGate = () =>
+    status.publish('gate', { actions: config.actions, preview: { restore: gate.preview('restore'), restartCilium: gate.preview('restartCilium'), quarantine: gate.preview('quarantine') } });
+  publishGate();
   status.publish('capabilities', { netAdmin });
   const interrupted = journal.interrupted();
   if (interrupted.length > 0) log.warn({ interrupted }, 'actions a previous run started and did not finish (see the action journal)');
@@ -139,9 +169,14 @@ export function buildAgent(config: Config, log: Logger, clock: Clock = systemClo
     pager: new AlertPager(alerts.alerter, { node: config.node, site: config.site }, () => restorePlan(gate, netAdmin)),
     probes: { burst: (reason) => probes?.burst(reason) },
     verdicts: journal,
+    reporter: kube?.reporter ?? noopReporter,
   });
   datapath.onReport((report) => ladder.onReport(report));
   const probes = buildProbes(config, box('probes'), (round) => ladder.onRound(round));
+
+  // Its start makes no request and waits for none (the watches and writes run on their own), so it
+  // holds up nothing; it stops after the ladder, which may still report while stopping.
+  if (kube) lifecycle.add({ name: 'kube', start: () => kube.start(), stop: () => kube.stop() });
 
   // Signals start before the datapath's first read and learning step, so that a networkd restart
   // during start-up is still known as networkd activity when its losses are assessed.

@@ -4,6 +4,7 @@ import { alertsConfig } from '../alerts/config.js';
 import { ciliumConfig } from '../cilium/config.js';
 import { datapathConfig } from '../datapath/config.js';
 import { probesConfig } from '../probes/config.js';
+import { kubeConfig } from '../kube/config.js';
 import { restoreConfig } from '../remediation/config.js';
 import { signalsConfig } from '../signals/config.js';
 import { parseHostPort } from '../common/hostport.js';
@@ -85,6 +86,7 @@ export const configSchema = z
     probes: probesConfig.prefault({}),
     alerts: alertsConfig.prefault({}),
     restore: restoreConfig.prefault({}),
+    kube: kubeConfig,
   })
   .describe('connwatch configuration.');
 

@@ -132,6 +132,41 @@ export const kubeConfig = z
       .prefault({})
       .describe('Watches: list, then watch with bookmarks from the list; resume, or re-list on 410.'),
     leaderElection,
+    namespace: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("connwatch's namespace, where the ConnwatchNodes and the control ConfigMap live. Default: the pod's own namespace (POD_NAMESPACE or the service account's), else connwatch."),
+    configMap: z
+      .string()
+      .min(1)
+      .default('connwatch')
+      .describe('The ConfigMap operators edit without the controller: data.killSwitch and data.halt ("true"/"false"). The agent watches this one object and caches it in <stateDir>/kube-controls.json.'),
+    agent: z
+      .strictObject({
+        heartbeatMs: z
+          .number()
+          .int()
+          .min(1_000)
+          .max(3_600_000)
+          .default(300_000)
+          .describe("Write the agent's ConnwatchNode status at least this often (ms), changed or not: the controller reads an older heartbeat (two periods) on a NotReady Node as \"went dark\"."),
+        jitterMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(300_000)
+          .default(30_000)
+          .describe('Non-urgent status writes and Events wait a random 0..this (ms), so that a fleet hit by one upgrade does not write in the same second; verdict changes are written at once.'),
+        eventIntervalMs: z
+          .number()
+          .int()
+          .min(0)
+          .default(600_000)
+          .describe('At most one Event per cause (reason + Node) per this many ms; repeats in between are counted on the next one.'),
+      })
+      .prefault({})
+      .describe("The agent's own object, Events and heartbeat."),
   })
   .prefault({})
   .describe('kube settings: how connwatch reaches the Kubernetes API server (used in kubernetes mode).');

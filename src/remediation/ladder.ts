@@ -5,8 +5,8 @@
  * decision is the detector's.
  */
 import { Counter, Gauge, Histogram } from 'prom-client';
-import { incidentSnapshot, nodeState, step, type DetectorState } from '../detector/index.js';
-import type { BoxContext, DamageReport, DatapathSensor, DetectorCommand, DetectorInput, KubeletReady, NodeState, Pager, ProbeRound, SignalEvent, Verdict, VerdictKind } from '../types.js';
+import { incidentSnapshot, nodeState, step, verdictOf, type DetectorState } from '../detector/index.js';
+import type { BoxContext, DamageReport, DatapathSensor, DetectorCommand, DetectorInput, KubeletReady, NodeReporter, NodeState, Pager, ProbeRound, RestoreResult, SignalEvent, Verdict, VerdictKind } from '../types.js';
 import type { RestoreAction } from './restore.js';
 
 /** A command kind without a case here does not compile. */
@@ -25,6 +25,8 @@ export interface LadderDeps {
   probes?: { burst(reason: string): void };
   /** Where verdict changes are recorded with their evidence (the action journal). */
   verdicts?: { recordVerdict(verdict: Verdict, previous: VerdictKind): void };
+  /** Where verdict, state and restore outcomes are published (Kubernetes: the node's ConnwatchNode and Events); never blocks. */
+  reporter?: NodeReporter;
 }
 
 const NODE_STATES: readonly NodeState[] = ['Healthy', 'Suspect', 'Broken', 'Repairing', 'Recovered', 'Quarantined'];
@@ -40,6 +42,7 @@ export class Ladder {
   readonly #inbox: DetectorInput[] = [];
   #stepping = false;
   #stopped = false;
+  #reportedState: NodeState | undefined;
 
   constructor(deps: LadderDeps) {
     this.#deps = deps;
@@ -136,7 +139,11 @@ export class Ladder {
         return datapath.noteItem(command.change, command.item, command.at);
       case 'restore':
         return this.#act(
-          async () => ({ kind: 'restored', episode: command.episode, result: await restore.write(command) }),
+          async () => {
+            const result = await restore.write(command);
+            this.#deps.reporter?.restored(restoreOutcome(result, this.#deps.ctx.clock.now()));
+            return { kind: 'restored', episode: command.episode, result };
+          },
           (reason) => ({ kind: 'restored', episode: command.episode, result: { held: [], done: { kind: 'written', keys: [], labels: [], outcome: { ok: false, reason } } } }),
         );
       case 'restoreHeld':
@@ -168,6 +175,8 @@ export class Ladder {
       case 'verdict':
         this.#deps.ctx.log[command.verdict.kind === 'Healthy' ? 'info' : 'warn']({ verdict: command.verdict.kind, previous: command.previous, reasons: command.verdict.reasons }, `verdict: ${command.verdict.kind}`);
         this.#deps.verdicts?.recordVerdict(command.verdict, command.previous);
+        this.#reportedState = nodeState(this.#state);
+        this.#deps.reporter?.verdict(command.verdict, this.#reportedState);
         return;
       case 'log':
         this.#deps.ctx.log[command.level](command.fields ?? {}, command.msg);
@@ -214,5 +223,24 @@ export class Ladder {
     this.#deps.ctx.status.publish('incident', incidentSnapshot(this.#state));
     const current = nodeState(this.#state);
     for (const state of NODE_STATES) this.#metrics.state.set({ state }, state === current ? 1 : 0);
+    if (this.#deps.reporter && current !== this.#reportedState) {
+      this.#reportedState = current;
+      this.#deps.reporter.verdict(verdictOf(this.#state), current);
+    }
+  }
+}
+
+/** A restore's result in a line, for the node's status and Events. */
+function restoreOutcome(result: RestoreResult, wallAt: number): { wallAt: number; result: string; items: number } {
+  const done = result.done;
+  switch (done.kind) {
+    case 'written':
+      return { wallAt, result: done.outcome.ok ? 'restored' : `failed: ${done.outcome.reason}`, items: done.keys.length };
+    case 'declined':
+      return { wallAt, result: `${done.decision}: ${done.why}`, items: done.count };
+    case 'unchanged':
+      return { wallAt, result: `nothing missing any more (${done.decision})`, items: 0 };
+    case 'nothing-writable':
+      return { wallAt, result: 'nothing writable', items: 0 };
   }
 }
