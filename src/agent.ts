@@ -15,7 +15,8 @@ import { initialState } from './detector/index.js';
 import { EXIT } from './exit.js';
 import { KubeAgent, noopReporter } from './kube/agent/index.js';
 import { Lifecycle, runUntilStopped, systemClock } from './lifecycle.js';
-import { buildProbes, probeJudgeConfig, tcpConnects } from './probes/index.js';
+import { buildProbes, tcpConnects } from './probes/index.js';
+import { detectorConfigOf } from './remediation/detector-config.js';
 import { hasNetAdmin } from './remediation/capability.js';
 import { Gate } from './remediation/gate.js';
 import { FileJournal, readEntries } from './remediation/journal.js';
@@ -140,19 +141,7 @@ export function buildAgent(config: Config, log: Logger, clock: Clock = systemClo
   const datapath = new DatapathMonitor({ ctx: box('datapath'), config: config.datapath, profiles: profiles.profiles, stateDir: config.stateDir, run: ip, cilium });
   const ladder = new Ladder({
     ctx: box('restore'),
-    initial: initialState(
-      {
-        quietPeriodMs: config.restore.quietPeriodMs,
-        maxRepeats: config.restore.maxRepeats,
-        episodeMs: config.restore.episodeSeconds * 1000,
-        verifyStableMs: config.restore.verifyStableMs,
-        rateLimitPerMinute: config.restore.rateLimitPerMinute,
-        canWrite: netAdmin,
-        cniDevices: profiles.profiles.flatMap((profile) => profile.devices),
-        probes: probeJudgeConfig(config.probes),
-      },
-      carriedOver,
-    ),
+    initial: initialState(detectorConfigOf(config, profiles.profiles.flatMap((profile) => profile.devices), netAdmin), carriedOver),
     restore: new RestoreAction({
       gate,
       writer: ipItemWriter(ip, datapath, config.datapath.ip),

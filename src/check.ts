@@ -7,7 +7,8 @@ import { BaselineCore, describeItem, execIpRunner, readDatapath, resolveProfiles
 import { initialState, step, verdictOf, type DetectorState } from './detector/index.js';
 import { EXIT } from './exit.js';
 import { systemClock } from './lifecycle.js';
-import { buildProbes, probeJudgeConfig } from './probes/index.js';
+import { buildProbes } from './probes/index.js';
+import { detectorConfigOf } from './remediation/detector-config.js';
 import { parseBaselineFile } from './datapath/store.js';
 import type { BoxContext, CliIO, DamageReport, ProbeObservation, ProbeRound, Verdict, VerdictKind } from './types.js';
 
@@ -57,16 +58,7 @@ export async function diagnose(config: Config): Promise<CheckResult> {
   const profiles = resolveProfiles(config.datapath.profiles, config.datapath.extraProfiles);
   if (!profiles.ok) return { verdict: 'cannot-tell', kind: 'CannotTell', reasons: [profiles.reason], baseline, missing: [], probes: { rounds: 0, peers: 'not run', results: [] } };
   const clock = systemClock;
-  let state = initialState({
-    quietPeriodMs: config.restore.quietPeriodMs,
-    maxRepeats: config.restore.maxRepeats,
-    episodeMs: config.restore.episodeSeconds * 1000,
-    verifyStableMs: config.restore.verifyStableMs,
-    rateLimitPerMinute: config.restore.rateLimitPerMinute,
-    canWrite: { ok: false, reason: 'check never acts' },
-    cniDevices: profiles.profiles.flatMap((p) => p.devices),
-    probes: probeJudgeConfig(config.probes),
-  });
+  let state = initialState(detectorConfigOf(config, profiles.profiles.flatMap((p) => p.devices), { ok: false, reason: 'check never acts' }));
   const notes: string[] = [];
   const datapath = await readDamage(config, profiles.profiles, baseline);
   if (datapath.ok) state = step(state, { kind: 'damage', report: datapath.report }, { at: clock.monotonic(), wallAt: clock.now() }).state;

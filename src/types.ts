@@ -376,7 +376,9 @@ export type DetectorInput =
   | { kind: 'verified'; episode: number; phase: VerifyPhase; report: DamageReport | { error: string } }
   | { kind: 'targets'; episode: number; checked: number; failed: { target: string; reason: string }[] }
   | { kind: 'probes'; round: ProbeRound }
-  | { kind: 'kubelet'; ready: KubeletReady };
+  | { kind: 'kubelet'; ready: KubeletReady }
+  /** The grants in the agent's own ConnwatchNode spec (Kubernetes), each time they change. */
+  | { kind: 'grants'; grants: ChannelGrant[] };
 
 /** An item as a page shows it. */
 export interface PagedItem {
@@ -423,6 +425,10 @@ export type DetectorCommand =
   | { kind: 'probeBurst'; reason: string }
   /** The verdict changed: the journal records it with its evidence. */
   | { kind: 'verdict'; verdict: Verdict; previous: VerdictKind }
+  /** The rung the agent asks the controller for changed (undefined: withdrawn). */
+  | { kind: 'rungRequest'; request: ChannelRequest | undefined }
+  /** The agent's verification of a grant the controller executed. */
+  | { kind: 'grantVerified'; grant: string; ok: boolean; detail: string }
   | { kind: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields?: Record<string, unknown> };
 
 /** Where the detector's pages go: the one place that turns them into alerts (src/alerts/pager.ts). */

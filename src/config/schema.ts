@@ -2,10 +2,11 @@ import { z } from 'zod';
 import type { ActionSettings, Mode } from '../types.js';
 import { alertsConfig } from '../alerts/config.js';
 import { ciliumConfig } from '../cilium/config.js';
+import { controllerConfig } from '../controller/config.js';
 import { datapathConfig } from '../datapath/config.js';
 import { probesConfig } from '../probes/config.js';
 import { kubeConfig } from '../kube/config.js';
-import { restoreConfig } from '../remediation/config.js';
+import { ladderConfig, restoreConfig } from '../remediation/config.js';
 import { signalsConfig } from '../signals/config.js';
 import { parseHostPort } from '../common/hostport.js';
 
@@ -86,7 +87,9 @@ export const configSchema = z
     probes: probesConfig.prefault({}),
     alerts: alertsConfig.prefault({}),
     restore: restoreConfig.prefault({}),
+    ladder: ladderConfig.prefault({}),
     kube: kubeConfig,
+    controller: controllerConfig,
   })
   .describe('connwatch configuration.');
 

@@ -3,6 +3,7 @@
  * the incident is derived from it here.
  */
 import type { DetectorCause, EpisodeState, GateDecision, KubeletReady, MissingItem, NodeState, PagedItem, TimelineEntry, Verdict, VerdictEvidence, VerdictKind } from '../types.js';
+import { initialEscalation, type EscalationConfig, type EscalationView } from './escalation.js';
 import { initialProbeView, type ProbeJudgeConfig, type ProbeView } from './probes.js';
 
 /** What the detector is configured with (the restore section, and whether this process may write). */
@@ -22,6 +23,8 @@ export interface DetectorConfig {
   cniDevices: string[];
   /** How probe rounds are weighed. */
   probes: ProbeJudgeConfig;
+  /** When to ask for the next rung and how long an executed restart has to show the node fixed. */
+  escalation: EscalationConfig;
 }
 
 /** One networkd episode: from the first sign of networkd at work to restored, fighting, failed or ended. */
@@ -115,11 +118,13 @@ export interface DetectorState {
   lastSignal?: { what: string; at: number };
   /** The verdict kind last reported (a change is journalled). */
   verdictKind: VerdictKind;
+  /** The rung asked for and the executed grants being verified. */
+  escalation: EscalationView;
 }
 
 /** A fresh detector. `carried`: keys a previous run's journal says networkd removed while the restore was declined. */
 export function initialState(config: DetectorConfig, carried: readonly string[] = []): DetectorState {
-  return { config, managedLinks: {}, episodes: 0, carried: [...carried], withdrawn: [], recentWrites: [], pages: {}, probes: initialProbeView(), kubelet: 'unknown', verdictKind: 'CannotTell' };
+  return { config, managedLinks: {}, episodes: 0, carried: [...carried], withdrawn: [], recentWrites: [], pages: {}, probes: initialProbeView(), kubelet: 'unknown', verdictKind: 'CannotTell', escalation: initialEscalation() };
 }
 
 /** The node's state on the detector's state machine. */
@@ -187,6 +192,7 @@ export function incidentSnapshot(s: DetectorState): unknown {
     managedLinks: s.managedLinks,
     probes: { confirmed: s.probes.confirmed ?? null, failingRounds: s.probes.downRounds, recoveringRounds: s.probes.upRounds, last: s.probes.last ?? null },
     kubelet: s.kubelet,
+    escalation: { request: s.escalation.request ?? null, grants: s.escalation.grants, failedRestarts: s.escalation.failedRestarts },
     current: e ? { id: e.id, state: e.state, trigger: e.trigger, restores: e.restores, missing: e.missing.map((m) => ({ item: m.label, severity: m.severity })), timeline: e.timeline } : null,
     last: s.last ?? null,
     notRepaired: s.unrepaired ? { since: new Date(s.unrepaired.wallAt).toISOString(), trigger: s.unrepaired.trigger, items: s.unrepaired.items } : null,

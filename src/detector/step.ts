@@ -10,8 +10,9 @@
  */
 import type { DamageReport, DetectorCause, DetectorCommand, DetectorInput, EpisodeState, Instant, MissingItem, PageFacts, ProbeRound, RestoreCount, RestoreResult, SignalEvent, TimelineEntry, Verdict, VerifyPhase } from '../types.js';
 import { callsForReread, liftsHold, readNetworkd } from './activity.js';
+import { escalate, noteGrants } from './escalation.js';
 import { judgeRound, noteCiliumRestart } from './probes.js';
-import { verdictOf, type DetectorState, type Episode } from './state.js';
+import { nodeState, verdictOf, type DetectorState, type Episode } from './state.js';
 
 /** What one step produces. */
 export interface StepResult {
@@ -77,18 +78,44 @@ export function step(state: DetectorState, input: DetectorInput, now: Instant): 
     case 'kubelet':
       run.s.kubelet = input.ready;
       break;
+    case 'grants': {
+      const noted = noteGrants(run.s.escalation, input.grants, now, run.s.config.escalation);
+      run.s.escalation = noted.view;
+      if (noted.burst) run.out.push({ kind: 'probeBurst', reason: noted.burst });
+      break;
+    }
   }
   const verdict = verdictOf(run.s);
   if (verdict.kind !== run.s.verdictKind) {
     run.out.push({ kind: 'verdict', verdict, previous: run.s.verdictKind });
     run.s.verdictKind = verdict.kind;
   }
+  climb(run, verdict);
   return result(run.s, run.out, verdict);
 }
 
+/** The rung to ask for, and the verification of what the controller executed. */
+function climb(run: Run, verdict: Verdict): void {
+  const { s } = run;
+  const last = s.probes.last;
+  const cilium = last?.observations.filter((o) => o.kind === 'cilium') ?? [];
+  const lastRound = last ? { at: last.at, ciliumOk: cilium.length ? cilium.every((o) => o.ok) : undefined } : undefined;
+  const out = escalate(s.escalation, { verdict, state: nodeState(s), now: run.now, ...(lastRound ? { lastRound } : {}) }, s.config.escalation);
+  s.escalation = out.view;
+  if (out.request) {
+    run.out.push({ kind: 'rungRequest', request: out.request.value });
+    const r = out.request.value;
+    run.out.push({ kind: 'log', level: r ? 'warn' : 'info', msg: r ? `asking the controller for ${r.rung}: ${r.reason}` : 'request for the next rung withdrawn: the node is healthy again' });
+  }
+  for (const v of out.verified) {
+    run.out.push({ kind: 'grantVerified', ...v });
+    run.out.push({ kind: 'log', level: v.ok ? 'info' : 'warn', msg: `grant ${v.grant} ${v.ok ? 'verified' : 'did not fix the node'}: ${v.detail}` });
+  }
+}
+
 function result(state: DetectorState, commands: DetectorCommand[], verdict: Verdict = verdictOf(state)): StepResult {
-  const wakeAt = state.episode?.wake?.at;
-  return { state, verdict, commands, ...(wakeAt === undefined ? {} : { wakeAt }) };
+  const waits = [state.episode?.wake?.at, state.escalation.wakeAt].filter((t): t is number => t !== undefined);
+  return { state, verdict, commands, ...(waits.length ? { wakeAt: Math.min(...waits) } : {}) };
 }
 
 // ─── inputs ─────────────────────────────────────────────────────────────────────────────────

@@ -57,3 +57,14 @@ export const restoreConfig = z
   .describe('The restore rung: re-install exactly the baseline items networkd removed.');
 
 export type RestoreConfig = z.infer<typeof restoreConfig>;
+
+/** The `ladder:` section: when the agent asks the controller for the next rung. */
+export const ladderConfig = z
+  .strictObject({
+    requestAfterSeconds: z.number().min(0).max(3600).default(30).describe('Broken this long, with no restore at work, before the agent asks the controller for a Cilium restart.'),
+    verifySeconds: z.number().min(5).max(3600).default(120).describe("A Cilium restart the controller executed must show the node fixed (Cilium's health OK, pod paths answering) within this long."),
+    restartAttempts: z.number().int().min(1).max(10).default(2).describe('Executed Cilium restarts that did not fix the node before the agent asks for quarantine instead.'),
+  })
+  .describe('The rungs above the restore: what the agent asks the controller for (Kubernetes), and how it verifies what was done.');
+
+export type LadderConfig = z.infer<typeof ladderConfig>;

@@ -6,7 +6,7 @@
  */
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { incidentSnapshot, nodeState, step, verdictOf, type DetectorState } from '../detector/index.js';
-import type { BoxContext, DamageReport, DatapathSensor, DetectorCommand, DetectorInput, KubeletReady, NodeReporter, NodeState, Pager, ProbeRound, RestoreResult, SignalEvent, Verdict, VerdictKind } from '../types.js';
+import type { BoxContext, ChannelGrant, DamageReport, DatapathSensor, DetectorCommand, DetectorInput, KubeletReady, NodeReporter, NodeState, Pager, ProbeRound, RestoreResult, SignalEvent, Verdict, VerdictKind } from '../types.js';
 import type { RestoreAction } from './restore.js';
 
 /** A command kind without a case here does not compile. */
@@ -87,6 +87,11 @@ export class Ladder {
 
   onKubelet(ready: KubeletReady): void {
     this.#feed({ kind: 'kubelet', ready });
+  }
+
+  /** The grants in the agent's own ConnwatchNode spec, each time they change. */
+  onGrants(grants: ChannelGrant[]): void {
+    this.#feed({ kind: 'grants', grants });
   }
 
   /** Stops the timer and waits for an action in flight; inputs after this are ignored. */
@@ -177,6 +182,12 @@ export class Ladder {
         this.#deps.verdicts?.recordVerdict(command.verdict, command.previous);
         this.#reportedState = nodeState(this.#state);
         this.#deps.reporter?.verdict(command.verdict, this.#reportedState);
+        return;
+      case 'rungRequest':
+        this.#deps.reporter?.request(command.request);
+        return;
+      case 'grantVerified':
+        this.#deps.reporter?.verified({ grant: command.grant, ok: command.ok, at: new Date(this.#deps.ctx.clock.now()).toISOString(), detail: command.detail });
         return;
       case 'log':
         this.#deps.ctx.log[command.level](command.fields ?? {}, command.msg);

@@ -19,7 +19,7 @@ const SEVERITY = new Map<DatapathItem, MissingItem['severity']>([[lookupLocal, '
 /** The order a restore plan writes them in (on-link routes → gateway routes → rules). */
 export const PLAN_ORDER: DatapathItem[] = [onLink, viaGw, proxyRule, lookupLocal];
 
-export const CONFIG: DetectorConfig = { quietPeriodMs: 250, maxRepeats: 3, episodeMs: 120_000, verifyStableMs: 3_000, rateLimitPerMinute: 20, canWrite: { ok: true }, cniDevices: ['lxc*', 'cilium_*'], probes: { confirmRounds: 3, recoverRounds: 3, maxLoopLagMs: 500, maxThrottledRatio: 0.5, ciliumSettleMs: 60_000 } };
+export const CONFIG: DetectorConfig = { quietPeriodMs: 250, maxRepeats: 3, episodeMs: 120_000, verifyStableMs: 3_000, rateLimitPerMinute: 20, canWrite: { ok: true }, cniDevices: ['lxc*', 'cilium_*'], probes: { confirmRounds: 3, recoverRounds: 3, maxLoopLagMs: 500, maxThrottledRatio: 0.5, ciliumSettleMs: 60_000 }, escalation: { requestAfterMs: 30_000, verifyWithinMs: 120_000, restartAttempts: 2 } };
 
 export interface WorldOptions {
   config?: Partial<DetectorConfig>;
