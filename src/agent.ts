@@ -109,6 +109,7 @@ export function buildAgent(config: Config, log: Logger, clock: Clock = systemClo
           status,
           version: VERSION,
           onKubelet: (ready) => ladder.onKubelet(ready),
+          onGrants: (grants) => ladder.onGrants(grants),
           onControls: () => publishGate(),
         })
       : undefined;
