@@ -15,6 +15,8 @@ interface Command {
   summary: string;
   usage: string;
   options: NonNullable<ParseArgsConfig['options']>;
+  /** The command takes positional arguments (node names). */
+  allowPositionals?: boolean;
   run(values: Record<string, unknown>, positionals: string[], io: CliIO): Promise<number>;
 }
 
@@ -31,13 +33,6 @@ Configuration (precedence: file < CONNWATCH_* environment < flags):
       --node NAME        this node's name (default: the host name)
       --site NAME        cluster or site name, used to group alerts
   See docs/configuration.md for every key and its environment variable.`;
-
-function notYet(what: string, issue: string): Command['run'] {
-  return async (_v, _p, io) => {
-    io.stderr(`connwatch ${what}: not available in this release (${issue}); nothing was done.\n`);
-    return EXIT.unavailable;
-  };
-}
 
 const COMMANDS: Record<string, Command> = {
   run: {
@@ -65,7 +60,14 @@ const COMMANDS: Record<string, Command> = {
     summary: 'run the fleet controller (leader-elected; grants, pacing, fleet incident)',
     usage: 'connwatch controller [options]',
     options: CONFIG_OPTIONS,
-    run: notYet('controller', 'the fleet controller comes with the Kubernetes issues'),
+    run: async (values, _p, io) => (await import('./controller/index.js')).runControllerCommand(values, io),
+  },
+  release: {
+    summary: "remove connwatch's marks (taint, condition, its own cordon) from nodes, even under the kill switch",
+    usage: 'connwatch release NODE… | --all [options]',
+    options: { ...CONFIG_OPTIONS, all: { type: 'boolean' } },
+    allowPositionals: true,
+    run: async (values, positionals, io) => (await import('./controller/index.js')).runReleaseCommand(values, positionals, io),
   },
   beacon: {
     summary: 'run the pod-network beacon that peers probe (GET /ping)',
@@ -111,7 +113,7 @@ export async function main(argv: string[], io: CliIO = defaultIO()): Promise<num
   }
   let parsed: { values: Record<string, unknown>; positionals: string[] };
   try {
-    parsed = parseArgs({ args: rest, options: command.options, allowPositionals: false, strict: true });
+    parsed = parseArgs({ args: rest, options: command.options, allowPositionals: command.allowPositionals === true, strict: true });
   } catch (err) {
     io.stderr(`connwatch ${name}: ${(err as Error).message}\nRun 'connwatch ${name} --help'.\n`);
     return EXIT.usage;

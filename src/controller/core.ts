@@ -409,7 +409,7 @@ export class ControllerCore {
     const sameIncident = last !== undefined && Date.parse(request.since) <= Date.parse(last.grantedAt);
     const attempt = sameIncident ? (last.attempt ?? 1) + 1 : 1;
     if (attempt > this.cfg.restart.maxAttempts) return hold('attempts', `not restarting Cilium on ${name} again: ${attempt - 1} restart(s) did not fix it (the agent asks for quarantine next)`);
-    if (sameIncident && last.outcome && last.outcome.result !== 'verified' && !last.shadow) {
+    if (sameIncident && last.outcome && last.outcome.result !== 'verified') {
       const wait = this.cfg.restart.backoffMs * 2 ** Math.max(0, attempt - 2);
       if (now - Date.parse(last.outcome.at) < wait) return;
     }

@@ -51,10 +51,19 @@ describe('connwatch CLI', () => {
     }
   });
 
-  it.each(['controller'])('%s says it cannot do its job in this release and exits non-zero', async (name) => {
-    const res = await cli(name);
-    expect(res.code).toBe(EXIT.unavailable);
-    expect(res.err).toContain('not available in this release');
+  it('controller without cluster access refuses to start with a sentence (exit 2); release needs a node or --all', async () => {
+    const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
+    delete process.env.KUBERNETES_SERVICE_HOST;
+    try {
+      const res = await cli('controller', '--set', 'kube.tokenFile=/nonexistent/token');
+      expect(res.code).toBe(EXIT.usage);
+      expect(res.err).toMatch(/connwatch controller: /);
+    } finally {
+      if (saved.host !== undefined) process.env.KUBERNETES_SERVICE_HOST = saved.host;
+    }
+    const release = await cli('release');
+    expect(release.code).toBe(EXIT.usage);
+    expect(release.err).toContain('name a node');
   });
 
   it('doctor says it cannot audit (exit 2) rather than pretending the host is fine', async () => {
