@@ -5,8 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh test
-# A lab left by a crashed test worker is removed whatever happens (every lab this tool made).
-trap 'node --import tsx scripts/lab/cli.ts down >/dev/null 2>&1 || true' EXIT
+# A lab left by a crashed test worker is removed whatever happens — only labs this run made, so a
+# second run on the same machine (or a person's `npm run lab -- up`) keeps its own.
+labs_before=" $(ls /run/connwatch-lab 2>/dev/null | sed -n 's/\.json$//p' | tr '\n' ' ') "
+down_new_labs() {
+  for f in /run/connwatch-lab/*.json; do
+    [ -e "$f" ] || continue
+    name=$(basename "$f" .json)
+    case "$labs_before" in *" $name "*) ;; *) node --import tsx scripts/lab/cli.ts down "$name" >/dev/null 2>&1 || true ;; esac
+  done
+}
+trap down_new_labs EXIT
 npx tsc -p tsconfig.json
 bash scripts/node24.sh
 log=$(mktemp)
