@@ -16,6 +16,7 @@ import { EXIT } from './exit.js';
 import { KubeAgent, noopReporter } from './kube/agent/index.js';
 import { Lifecycle, runUntilStopped, systemClock } from './lifecycle.js';
 import { buildProbes, tcpConnects } from './probes/index.js';
+import { doctorComponent } from './doctor/component.js';
 import { detectorConfigOf } from './remediation/detector-config.js';
 import { hasNetAdmin } from './remediation/capability.js';
 import { Gate } from './remediation/gate.js';
@@ -203,6 +204,8 @@ export function buildAgent(config: Config, log: Logger, clock: Clock = systemClo
     },
   });
   if (probes) lifecycle.add({ name: 'probes', start: () => probes.start(), stop: () => probes.stop() });
+  // The hazard audit at start and every doctor.intervalSeconds, in a worker thread that ends after each run.
+  lifecycle.add(doctorComponent({ ctx: box('doctor'), config: config.doctor, ip: config.datapath.ip }));
   lifecycle.add(mainLoop(box('main'), liveness, new Heartbeat(config.telemetry.heartbeatFile)));
   return { ok: true, lifecycle };
 }

@@ -49,12 +49,9 @@ const COMMANDS: Record<string, Command> = {
   },
   doctor: {
     summary: 'audit this host for the hazards behind the incident (exit 0 none, 1 hazards, 2 cannot audit)',
-    usage: 'connwatch doctor [options]',
-    options: { ...CONFIG_OPTIONS, json: { type: 'boolean' } },
-    run: async (_values, _p, io) => {
-      io.stderr('connwatch doctor: cannot audit yet in this release (hazard audit is planned); no finding is implied.\n');
-      return EXIT.usage;
-    },
+    usage: 'connwatch doctor [--root DIR] [--json] [options]\n  --root DIR  audit a filesystem tree instead of this host (default /; live rules, routes and capabilities only for /)',
+    options: { ...CONFIG_OPTIONS, json: { type: 'boolean' }, root: { type: 'string' } },
+    run: async (values, _p, io) => (await import('./doctor/command.js')).runDoctorCommand(values, io),
   },
   controller: {
     summary: 'run the fleet controller (leader-elected; grants, pacing, fleet incident)',

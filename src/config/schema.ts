@@ -4,6 +4,7 @@ import { alertsConfig } from '../alerts/config.js';
 import { ciliumConfig } from '../cilium/config.js';
 import { controllerConfig } from '../controller/config.js';
 import { datapathConfig } from '../datapath/config.js';
+import { doctorConfig } from '../doctor/config.js';
 import { probesConfig } from '../probes/config.js';
 import { kubeConfig } from '../kube/config.js';
 import { ladderConfig, restoreConfig } from '../remediation/config.js';
@@ -90,6 +91,7 @@ export const configSchema = z
     ladder: ladderConfig.prefault({}),
     kube: kubeConfig,
     controller: controllerConfig,
+    doctor: doctorConfig.prefault({}),
   })
   .describe('connwatch configuration.');
 

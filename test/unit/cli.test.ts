@@ -67,7 +67,7 @@ describe('connwatch CLI', () => {
   });
 
   it('doctor says it cannot audit (exit 2) rather than pretending the host is fine', async () => {
-    const res = await cli('doctor');
+    const res = await cli('doctor', '--root', '/nonexistent/connwatch-doctor-root');
     expect(res.code).toBe(EXIT.usage);
     expect(res.err).toContain('cannot audit');
   });
