@@ -165,7 +165,8 @@ describe('host readers', () => {
 describe('the runner', () => {
   function runner(peers: string[], rounds: ProbeRound[], extra: Record<string, unknown> = {}): { r: ProbeRunner; registry: Registry } {
     const registry = new Registry();
-    const config = probesConfig.parse({ intervalSeconds: 3600, timeoutMs: 300, peers: { source: 'static', static: peers }, hostNetwork: { gateway: 'off' }, burst: { intervalMs: 100, rounds: 3 }, ...extra });
+    // A generous deadline: a loaded CI machine must not turn a local answer into a timeout.
+    const config = probesConfig.parse({ intervalSeconds: 3600, timeoutMs: 1_500, peers: { source: 'static', static: peers }, hostNetwork: { gateway: 'off' }, burst: { intervalMs: 100, rounds: 3 }, ...extra });
     const r = new ProbeRunner({ ctx: { clock: systemClock, log: pino({ level: 'silent' }), metrics: registry, status: { publish: () => undefined } }, config, node: 'me', onRound: (round) => rounds.push(round) });
     cleanups.push(() => r.stop());
     return { r, registry };
