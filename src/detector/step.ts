@@ -181,7 +181,12 @@ function onSignal(run: Run, event: SignalEvent): void {
     if (event.kind === 'LinkStateChanged') linkState(run, event.ifindex, event.administrativeState, reading?.what, event);
     else if (event.kind === 'NetworkdStarted') {
       // A start long past (networkd running since boot) is no episode; a recent one before connwatch listened is.
-      if (reading && run.now.at - event.startedAt <= s.config.episodeMs) activity(run, event.at, event.wallAt, reading.what, false);
+      if (reading && run.now.at - event.startedAt <= s.config.episodeMs) {
+        activity(run, event.at, event.wallAt, reading.what, false);
+        // A start read before any restart was heard (connwatch connected after it) is that restart:
+        // the next restart opens its own episode, with its own trigger and repeat budget.
+        if (s.episode && s.restartHeardAt === undefined) s.episode.restartHeard = true;
+      }
     } else if (reading) activity(run, event.at, event.wallAt, reading.what, reading.restart);
     if (s.episode) s.episode.parked = false;
     // The start time dates losses anew: the re-read it calls for decides, not the last report.

@@ -390,6 +390,20 @@ describe('attribution (issue 12)', () => {
     fresh.signal({ kind: 'NetworkdStarted', startedAt: fresh.now - 300, pid: 2 });
     expect(fresh.episode()?.trigger).toMatch(/^networkd process 2 started 300 ms before connwatch read its start time$/);
   });
+
+  it('regression (issue 15 report): a restart a few seconds after connwatch found a freshly started networkd opens its own episode', () => {
+    const w = new World();
+    w.signal({ kind: 'NetworkdStarted', startedAt: w.now - 5_000, pid: 2 });
+    const first = w.episode()?.id;
+    w.clock.advance(3_000);
+    w.restart();
+    expect(w.episode()?.id).toBe((first ?? 0) + 1);
+    expect(w.episode()?.trigger).toBe('networkd restarted');
+    // Its own start, read right after, joins it (the restart heard is that process's).
+    w.clock.advance(5);
+    w.signal({ kind: 'NetworkdStarted', startedAt: w.now - 10, pid: 3 });
+    expect(w.episode()?.id).toBe((first ?? 0) + 1);
+  });
 });
 
 describe('the damage page follows the detector', () => {
