@@ -22,6 +22,7 @@ import { hasNetAdmin } from './remediation/capability.js';
 import { Gate } from './remediation/gate.js';
 import { FileJournal, readEntries } from './remediation/journal.js';
 import { Ladder } from './remediation/ladder.js';
+import { bareMetalReporter } from './remediation/local-restart.js';
 import { CARRY_OVER_MS, carriedOverItems, RestoreAction } from './remediation/restore.js';
 import { createSignals } from './signals/index.js';
 import { createLogger, createMetrics, Heartbeat, Liveness, mainLoop, StatusBoard, TelemetryServer } from './telemetry/index.js';
@@ -160,7 +161,7 @@ export function buildAgent(config: Config, log: Logger, clock: Clock = systemClo
     pager: new AlertPager(alerts.alerter, { node: config.node, site: config.site }, () => restorePlan(gate, netAdmin)),
     probes: { burst: (reason) => probes?.burst(reason) },
     verdicts: journal,
-    reporter: kube?.reporter ?? noopReporter,
+    reporter: kube?.reporter ?? (config.mode === 'baremetal' ? bareMetalReporter({ config, ctx: box('local-restart'), gate, lifecycle, onGrants: (grants) => ladder.onGrants(grants) }) : noopReporter),
   });
   datapath.onReport((report) => ladder.onReport(report));
   const probes = buildProbes(config, box('probes'), (round) => ladder.onRound(round));

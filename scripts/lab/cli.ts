@@ -6,6 +6,7 @@
 import { pathToFileURL } from 'node:url';
 import { attachLab, downLab, listLabs, parseCiliumMode, startLab } from './index.js';
 import { isAlive } from './run.js';
+import { SYSTEMD_USAGE, systemdCommand } from './systemd/cli.js';
 import { readState, stateFileFor } from './state.js';
 import type { LabProfile } from './types.js';
 
@@ -31,7 +32,8 @@ const USAGE = `usage: npm run lab -- <command> [--name <lab>]
   loss <target> <percent>      random loss on the path to node|peer|pods|<pod> (nftables numgen)
   blackhole <target>           drop everything to node|peer|pods|<pod> (pods: every pod address)
   clear                        remove loss and blackholes
-  exec <target> -- <argv…>     run a command in node|peer|<pod> (lab bus at the standard path)`;
+  exec <target> -- <argv…>     run a command in node|peer|<pod> (lab bus at the standard path)
+${SYSTEMD_USAGE}`;
 
 interface Args {
   positional: string[];
@@ -103,6 +105,8 @@ async function command(cmd: string | undefined, args: Args): Promise<void> {
       });
       return print(lab.description);
     }
+    case 'systemd':
+      return systemdCommand(a1, { name: args.flags.get('name') ?? a2, connwatch: args.flags.has('connwatch') }, print);
     case 'down':
       return downLab(a1 ?? (typeof args.flags.get('name') === 'string' ? (args.flags.get('name') as string) : undefined));
     case 'status':

@@ -8,6 +8,7 @@ import { doctorConfig } from '../doctor/config.js';
 import { probesConfig } from '../probes/config.js';
 import { kubeConfig } from '../kube/config.js';
 import { ladderConfig, restoreConfig } from '../remediation/config.js';
+import { localRestartConfig } from '../remediation/local-restart-config.js';
 import { signalsConfig } from '../signals/config.js';
 import { parseHostPort } from '../common/hostport.js';
 
@@ -89,6 +90,7 @@ export const configSchema = z
     alerts: alertsConfig.prefault({}),
     restore: restoreConfig.prefault({}),
     ladder: ladderConfig.prefault({}),
+    localRestart: localRestartConfig.prefault({}),
     kube: kubeConfig,
     controller: controllerConfig,
     doctor: doctorConfig.prefault({}),

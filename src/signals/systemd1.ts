@@ -215,3 +215,149 @@ export class Systemd1Watcher implements BusWatcher {
     return { at: this.clock.monotonic(), wallAt: this.clock.now() };
   }
 }
+
+// ─── RestartUnit: the bare-metal Cilium restart's client ────────────────────────────────────
+
+/** What one RestartUnit came to: the job, its result and the unit's InvocationID before and after. */
+export type UnitRestartResult =
+  | { ok: true; unit: string; job: string; result: 'done'; invocationBefore?: string; invocationAfter: string; activeState?: string; ms: number }
+  | { ok: false; unit: string; stage: 'bus' | 'call' | 'job' | 'invocation'; reason: string; job?: string; result?: string; ms: number };
+
+/** Restarts a unit through PID 1 and says what happened; failure is data. */
+export interface UnitRestarter {
+  restart(unit: string, signal: AbortSignal): Promise<UnitRestartResult>;
+}
+
+type JobListener = (job: string, unit: string, result: string) => void;
+
+/**
+ * A bus watcher that restarts units: `RestartUnit(unit, "replace")`, with its JobRemoved listener
+ * in place before the call (a fast job can end before the reply is read), the job matched by its
+ * object path, and the unit's new InvocationID read afterwards as proof that a new run began.
+ * Runs on its own connection (its own Subscribe), so the signals box's watchers never depend on it.
+ */
+export class Systemd1UnitControl implements BusWatcher, UnitRestarter {
+  readonly name = 'systemd1-control';
+  readonly matchRules: readonly string[] = [`type='signal',sender='${SYSTEMD1_NAME}',path='${MANAGER_PATH}',interface='${MANAGER_IFACE}',member='JobRemoved'`];
+  readonly #listeners = new Set<JobListener>();
+  readonly #gone = new Set<(why: string) => void>();
+  #session: BusSession | undefined;
+
+  constructor(private readonly clock: Pick<Clock, 'monotonic'>) {}
+
+  /** Whether a connection is up (a restart needs one). */
+  get ready(): boolean {
+    return this.#session !== undefined;
+  }
+
+  async connected(session: BusSession): Promise<void> {
+    this.#session = session;
+    // PID 1 sends job signals only while some client is subscribed: be that client.
+    await session.call({ destination: SYSTEMD1_NAME, path: MANAGER_PATH, interface: MANAGER_IFACE, member: 'Subscribe' });
+  }
+
+  disconnected(): void {
+    this.#session = undefined;
+    for (const fail of this.#gone) fail('the bus connection was lost');
+  }
+
+  message(msg: Message): void {
+    if (!isSignal(msg, MANAGER_IFACE, 'JobRemoved') || msg.path !== MANAGER_PATH) return;
+    const body: unknown[] = Array.isArray(msg.body) ? msg.body : [];
+    const [, job, unit, result] = body;
+    if (typeof job !== 'string' || typeof unit !== 'string' || typeof result !== 'string') return;
+    for (const listener of this.#listeners) listener(job, unit, result);
+  }
+
+  async restart(unit: string, signal: AbortSignal): Promise<UnitRestartResult> {
+    const started = this.clock.monotonic();
+    const ms = () => Math.round(this.clock.monotonic() - started);
+    // Not connected yet (start-up, the bus restarting): wait for the connection as long as the caller allows.
+    while (!this.#session && !signal.aborted) await new Promise((r) => setTimeout(r, 100));
+    const session = this.#session;
+    if (!session) return { ok: false, unit, stage: 'bus', reason: `not connected to the system bus (${abortReason(signal)})`, ms: ms() };
+    const before = await readUnitState(session, unit);
+    // Listening before the call: every JobRemoved from here on is kept until the job path is known.
+    const removed = new Map<string, string>();
+    let wake: (() => void) | undefined;
+    const listener: JobListener = (job, u, result) => {
+      if (u !== unit) return;
+      removed.set(job, result);
+      wake?.();
+    };
+    let lost: string | undefined;
+    const onGone = (why: string) => {
+      lost = why;
+      wake?.();
+    };
+    this.#listeners.add(listener);
+    this.#gone.add(onGone);
+    const onAbort = () => wake?.();
+    signal.addEventListener('abort', onAbort);
+    try {
+      const reply = await session.call({ destination: SYSTEMD1_NAME, path: MANAGER_PATH, interface: MANAGER_IFACE, member: 'RestartUnit', signature: 'ss', body: [unit, 'replace'] });
+      if (!reply.ok) return { ok: false, unit, stage: 'call', reason: `RestartUnit ${unit}: ${reply.reason}${accessHint(reply.errorName)}`, ms: ms() };
+      const job = reply.body[0];
+      if (typeof job !== 'string') return { ok: false, unit, stage: 'call', reason: `RestartUnit ${unit} answered without a job path`, ms: ms() };
+      while (!removed.has(job)) {
+        if (signal.aborted) return { ok: false, unit, stage: 'job', job, reason: `job ${job} did not end in time (${abortReason(signal)})`, ms: ms() };
+        if (lost) return { ok: false, unit, stage: 'job', job, reason: `job ${job}: ${lost} before it ended`, ms: ms() };
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+      const result = removed.get(job)!;
+      if (result !== 'done') return { ok: false, unit, stage: 'job', job, result, reason: `job ${job} for ${unit} ended "${result}"`, ms: ms() };
+      const after = await readUnitState(session, unit);
+      if (!after.invocationId || after.invocationId === before.invocationId) {
+        return { ok: false, unit, stage: 'invocation', job, result, reason: `job ${job} done but ${unit} shows no new InvocationID (${after.invocationId || 'none'}; ActiveState ${after.activeState ?? 'unknown'})`, ms: ms() };
+      }
+      return {
+        ok: true,
+        unit,
+        job,
+        result: 'done',
+        ...(before.invocationId ? { invocationBefore: before.invocationId } : {}),
+        invocationAfter: after.invocationId,
+        ...(after.activeState ? { activeState: after.activeState } : {}),
+        ms: ms(),
+      };
+    } finally {
+      this.#listeners.delete(listener);
+      this.#gone.delete(onGone);
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+}
+
+/** The unit's InvocationID and ActiveState (Unit interface); empty when unreadable. */
+async function readUnitState(session: BusSession, unit: string): Promise<{ invocationId?: string; activeState?: string }> {
+  const reply = await session.call({
+    destination: SYSTEMD1_NAME,
+    path: unitObjectPath(unit),
+    interface: 'org.freedesktop.DBus.Properties',
+    member: 'GetAll',
+    signature: 's',
+    body: [UNIT_IFACE],
+  });
+  if (!reply.ok) return {};
+  const values = reply.body[0];
+  if (values === null || typeof values !== 'object') return {};
+  const get = (key: string): unknown => {
+    const v = (values as Record<string, unknown>)[key];
+    return v !== null && typeof v === 'object' && 'value' in v ? (v as { value: unknown }).value : v;
+  };
+  const invocationId = invocationIdOf(get('InvocationID'));
+  const activeState = stringProp(get('ActiveState'));
+  return { ...(invocationId ? { invocationId } : {}), ...(activeState ? { activeState } : {}) };
+}
+
+function accessHint(errorName: string | undefined): string {
+  return errorName === 'org.freedesktop.DBus.Error.AccessDenied' || errorName === 'org.freedesktop.DBus.Error.InteractiveAuthorizationRequired'
+    ? ' (hint: RestartUnit needs root with CAP_SYS_ADMIN or a polkit rule for connwatch: see docs/baremetal.md)'
+    : '';
+}
+
+function abortReason(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason.message : String(reason ?? 'aborted');
+}

@@ -2,6 +2,8 @@
 export type { BeatResult } from './heartbeat.js';
 export { Heartbeat, heartbeatCheckCommand } from './heartbeat.js';
 export { mainLoop } from './main-loop.js';
+export type { NotifierOptions, NotifySpawner } from './notify.js';
+export { SystemdNotifier } from './notify.js';
 export type { LivenessReport, LoopHealth, LoopTicker } from './liveness.js';
 export { Liveness } from './liveness.js';
 export type { LoggerOptions } from './log.js';
