@@ -141,7 +141,9 @@ export class KubeNodeReporter implements NodeReporter {
   verified(verification: NonNullable<ChannelStatus['verified']>): void {
     const verified = { ...verification, detail: bounded(verification.detail) };
     if (!this.#change({ ...this.#status, verified })) return;
-    this.#schedule(false);
+    // At once: the controller paces the fleet by these (a verification only follows a restart it
+    // granted, so they never come ten thousand at a time).
+    this.#schedule(true);
     this.#event({ type: verification.ok ? 'Normal' : 'Warning', reason: verification.ok ? 'GrantVerified' : 'GrantNotVerified', message: bounded(`connwatch: grant ${verification.grant} ${verification.ok ? 'verified' : 'not verified'}: ${verification.detail}`, 1000) });
   }
 
