@@ -112,6 +112,7 @@ export function buildAgent(config: Config, log: Logger, clock: Clock = systemClo
           version: VERSION,
           onKubelet: (ready) => ladder.onKubelet(ready),
           onGrants: (grants) => ladder.onGrants(grants),
+          onApiServer: (state) => ladder.onApiServer(state),
           onControls: () => publishGate(),
         })
       : undefined;

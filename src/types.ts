@@ -333,6 +333,8 @@ export interface VerdictEvidence {
   /** The last signal before the verdict, and how long before it came. */
   signal?: { what: string; msBefore: number };
   kubelet: KubeletReady;
+  /** The API server as this agent reaches it (bare metal: unknown). */
+  apiServer?: ApiReachabilityState;
   /** Consecutive failing rounds that confirmed a probe verdict. */
   rounds?: number;
 }
@@ -378,7 +380,9 @@ export type DetectorInput =
   | { kind: 'probes'; round: ProbeRound }
   | { kind: 'kubelet'; ready: KubeletReady }
   /** The grants in the agent's own ConnwatchNode spec (Kubernetes), each time they change. */
-  | { kind: 'grants'; grants: ChannelGrant[] };
+  | { kind: 'grants'; grants: ChannelGrant[] }
+  /** The API server as this agent reaches it (Kubernetes), each time that changes. */
+  | { kind: 'apiServer'; state: ApiReachabilityState };
 
 /** An item as a page shows it. */
 export interface PagedItem {

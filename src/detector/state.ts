@@ -2,7 +2,7 @@
  * The detector's state: plain data, copied by every step, never shared. What /status shows of
  * the incident is derived from it here.
  */
-import type { DetectorCause, EpisodeState, GateDecision, KubeletReady, MissingItem, NodeState, PagedItem, TimelineEntry, Verdict, VerdictEvidence, VerdictKind } from '../types.js';
+import type { ApiReachabilityState, DetectorCause, EpisodeState, GateDecision, KubeletReady, MissingItem, NodeState, PagedItem, TimelineEntry, Verdict, VerdictEvidence, VerdictKind } from '../types.js';
 import { initialEscalation, type EscalationConfig, type EscalationView } from './escalation.js';
 import { initialProbeView, type ProbeJudgeConfig, type ProbeView } from './probes.js';
 
@@ -114,6 +114,8 @@ export interface DetectorState {
   /** What the probe rounds say. */
   probes: ProbeView;
   kubelet: KubeletReady;
+  /** The API server as this agent reaches it: unreachable (connection failures to every endpoint, sustained) is host-network evidence. */
+  apiServer: ApiReachabilityState;
   /** The last signal of note (networkd, links, Cilium, upgrades): a verdict's evidence says how long before it came. */
   lastSignal?: { what: string; at: number };
   /** The verdict kind last reported (a change is journalled). */
@@ -124,7 +126,7 @@ export interface DetectorState {
 
 /** A fresh detector. `carried`: keys a previous run's journal says networkd removed while the restore was declined. */
 export function initialState(config: DetectorConfig, carried: readonly string[] = []): DetectorState {
-  return { config, managedLinks: {}, episodes: 0, carried: [...carried], withdrawn: [], recentWrites: [], pages: {}, probes: initialProbeView(), kubelet: 'unknown', verdictKind: 'CannotTell', escalation: initialEscalation() };
+  return { config, managedLinks: {}, episodes: 0, carried: [...carried], withdrawn: [], recentWrites: [], pages: {}, probes: initialProbeView(), kubelet: 'unknown', apiServer: 'unknown', verdictKind: 'CannotTell', escalation: initialEscalation() };
 }
 
 /** The node's state on the detector's state machine. */
@@ -146,6 +148,7 @@ function evidenceOf(s: DetectorState, at: number): VerdictEvidence {
     missing: s.damage?.missing ?? [],
     ...(signal ? { signal: { what: signal.what, msBefore: Math.max(0, Math.round(at - signal.at)) } } : {}),
     kubelet: s.kubelet,
+    ...(s.apiServer !== 'unknown' ? { apiServer: s.apiServer } : {}),
     ...(p && p.rounds > 0 ? { rounds: p.rounds } : {}),
   };
 }
@@ -170,8 +173,10 @@ export function verdictOf(s: DetectorState): Verdict {
   if (damage && damage.critical > 0) {
     const reasons = [`${damage.critical} critical CNI datapath item(s) missing (${damage.trigger})`];
     if (p?.hostDown) return make('NodeOffline', damage.at, 'datapath', [...reasons, 'the host network does not answer either']);
+    if (s.apiServer === 'unreachable') return make('NodeOffline', damage.at, 'datapath', [...reasons, 'the API server is unreachable from this node (every endpoint refuses or times out)']);
     return make('ReadyButNoPodNetwork', damage.at, 'datapath', reasons);
   }
+  if (p && p.kind === 'ReadyButNoPodNetwork' && s.apiServer === 'unreachable') return make('NodeOffline', p.at, 'probes', [...p.reasons, 'the API server is unreachable from this node']);
   if (p && (p.kind === 'ReadyButNoPodNetwork' || p.kind === 'NodeOffline' || p.kind === 'PeerProblem' || p.kind === 'CiliumUnhealthy')) return make(p.kind, p.at, 'probes', p.reasons);
   // Failing pod paths that do not count yet (confirming, or set aside by a guard): nobody can tell.
   if (p && p.kind === 'CannotTell' && (p.guarded || p.podPathsFailing)) return make('CannotTell', p.at, 'probes', p.reasons);
@@ -192,6 +197,7 @@ export function incidentSnapshot(s: DetectorState): unknown {
     managedLinks: s.managedLinks,
     probes: { confirmed: s.probes.confirmed ?? null, failingRounds: s.probes.downRounds, recoveringRounds: s.probes.upRounds, last: s.probes.last ?? null },
     kubelet: s.kubelet,
+    apiServer: s.apiServer,
     escalation: { request: s.escalation.request ?? null, grants: s.escalation.grants, failedRestarts: s.escalation.failedRestarts },
     current: e ? { id: e.id, state: e.state, trigger: e.trigger, restores: e.restores, missing: e.missing.map((m) => ({ item: m.label, severity: m.severity })), timeline: e.timeline } : null,
     last: s.last ?? null,

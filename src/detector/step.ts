@@ -78,6 +78,9 @@ export function step(state: DetectorState, input: DetectorInput, now: Instant): 
     case 'kubelet':
       run.s.kubelet = input.ready;
       break;
+    case 'apiServer':
+      run.s.apiServer = input.state;
+      break;
     case 'grants': {
       const noted = noteGrants(run.s.escalation, input.grants, now, run.s.config.escalation);
       run.s.escalation = noted.view;

@@ -6,7 +6,7 @@
  */
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { incidentSnapshot, nodeState, step, verdictOf, type DetectorState } from '../detector/index.js';
-import type { BoxContext, ChannelGrant, DamageReport, DatapathSensor, DetectorCommand, DetectorInput, KubeletReady, NodeReporter, NodeState, Pager, ProbeRound, RestoreResult, SignalEvent, Verdict, VerdictKind } from '../types.js';
+import type { ApiReachabilityState, BoxContext, ChannelGrant, DamageReport, DatapathSensor, DetectorCommand, DetectorInput, KubeletReady, NodeReporter, NodeState, Pager, ProbeRound, RestoreResult, SignalEvent, Verdict, VerdictKind } from '../types.js';
 import type { RestoreAction } from './restore.js';
 
 /** A command kind without a case here does not compile. */
@@ -87,6 +87,11 @@ export class Ladder {
 
   onKubelet(ready: KubeletReady): void {
     this.#feed({ kind: 'kubelet', ready });
+  }
+
+  /** The API server as this agent reaches it, each time that changes. */
+  onApiServer(state: ApiReachabilityState): void {
+    this.#feed({ kind: 'apiServer', state });
   }
 
   /** The grants in the agent's own ConnwatchNode spec, each time they change. */

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { ChannelGrant, Clock, KubeletReady, StatusSink } from '../../types.js';
+import type { ApiReachabilityState, ChannelGrant, Clock, KubeletReady, StatusSink } from '../../types.js';
 import { createKubeClient, type KubeClient } from '../client.js';
 import type { KubeConfig } from '../config.js';
 import { startWatchLoop, type WatchLoop } from '../watch-loop.js';
@@ -38,8 +38,10 @@ export interface KubeAgentOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** kubelet's Ready for this node, on every change (the ladder's onKubelet). */
   onKubelet: (ready: KubeletReady) => void;
-  /** The grants the controller wrote into this node's spec, on every change (the detector side takes them later). */
+  /** The grants the controller wrote into this node's spec, on every change (the ladder's onGrants). */
   onGrants?: (grants: ChannelGrant[]) => void;
+  /** The API server's reachability, on every change (the ladder's onApiServer). */
+  onApiServer?: (state: ApiReachabilityState) => void;
   /** Either switch, or where its value comes from (live or cached), may have changed: the agent re-publishes the gate's preview. */
   onControls?: () => void;
 }
@@ -131,6 +133,7 @@ export class KubeAgent {
     this.#unsubscribe = client.onReachabilityChange((now) => {
       log[now.state === 'unreachable' ? 'warn' : 'info']({ reachability: now }, `kube: API server ${now.state}`);
       this.reporter.apiServer(now.state);
+      this.#opts.onApiServer?.(now.state);
       this.publish();
     });
     this.controls.start(client);

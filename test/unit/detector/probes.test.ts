@@ -221,6 +221,15 @@ describe('probe verdicts in the detector (issue 13)', () => {
     expect(kinds(cilium.commands)).not.toContain('raise');
   });
 
+  it('the API server unreachable from this node (Kubernetes) makes a broken pod network NodeOffline', () => {
+    const { s } = brokenByProbes();
+    expect(verdictOf(s).kind).toBe('ReadyButNoPodNetwork');
+    const cut = step(s, { kind: 'apiServer', state: 'unreachable' }, at(9_000));
+    expect(cut.verdict).toMatchObject({ kind: 'NodeOffline', evidence: { apiServer: 'unreachable' } });
+    expect(cut.verdict.reasons).toContain('the API server is unreachable from this node');
+    expect(step(cut.state, { kind: 'apiServer', state: 'reachable' }, at(9_500)).verdict.kind).toBe('ReadyButNoPodNetwork');
+  });
+
   it('kubelet Ready is an input; unknown never counts either way', () => {
     const { s } = brokenByProbes();
     expect(verdictOf(s).evidence?.kubelet).toBe('unknown');
