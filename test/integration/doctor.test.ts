@@ -103,7 +103,7 @@ describe('connwatch_hazard on a running agent (doctor.root = a fixture root)', (
 
   it('exports 1 for each hazard present and 0 for each absent, per kind, and the doctor status section', async () => {
     const port = await freePort();
-    const env = { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: `unix:path=${join(dir, 'no-bus')}` };
+    const env: NodeJS.ProcessEnv = { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: `unix:path=${join(dir, 'no-bus')}` };
     for (const key of Object.keys(env)) if (key.startsWith('CONNWATCH_') || key === 'KUBERNETES_SERVICE_HOST') delete env[key];
     let out = '';
     child = spawn('ip', ['netns', 'exec', netns, process.execPath, '--expose-gc', cli, 'run', '--state-dir', dir, '--listen', `127.0.0.1:${port}`, '--set', `doctor.root=${HAZARDOUS}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
