@@ -337,7 +337,11 @@ export class SimNode {
   }
 
   #write(): void {
-    if (this.#writing) return;
+    if (this.#writing) {
+      // The write in flight re-schedules itself when it ends with changes left over.
+      this.#writeDue = undefined;
+      return;
+    }
     const { api, q, reporter } = this.env;
     const { heartbeatAt: _h, ...content } = this.#status;
     void _h;

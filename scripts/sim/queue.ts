@@ -162,10 +162,29 @@ export function plainClone<T>(value: T, real: typeof structuredClone): T {
   return copy(value) as T;
 }
 
+/** Detector-state fields `step` only ever replaces, never changes in place: shared between copies, frozen so a change would throw. */
+const REPLACED_WHOLE = new Set(['config', 'probes', 'escalation', 'last']);
+
+function deepFreeze<T>(value: T): T {
+  if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return value;
+  Object.freeze(value);
+  for (const k in value) deepFreeze((value as Record<string, unknown>)[k]);
+  return value;
+}
+
+function isDetectorState(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && 'escalation' in value && 'probes' in value && 'config' in value && 'verdictKind' in value;
+}
+
 /** Installs plainClone as structuredClone for this process (the simulator only); returns the undo. */
 export function useFastClone(): () => void {
   const real = globalThis.structuredClone;
-  globalThis.structuredClone = ((value: unknown) => plainClone(value, real)) as typeof structuredClone;
+  globalThis.structuredClone = ((value: unknown) => {
+    if (!isDetectorState(value)) return plainClone(value, real);
+    const out: Record<string, unknown> = {};
+    for (const k in value) out[k] = REPLACED_WHOLE.has(k) ? deepFreeze(value[k]) : plainClone(value[k], real);
+    return out;
+  }) as typeof structuredClone;
   return () => {
     globalThis.structuredClone = real;
   };
