@@ -107,6 +107,16 @@ export function builtinResources(): ResourceDef[] {
     def({ group: 'coordination.k8s.io', version: 'v1', resource: 'leases', singular: 'lease', kind: 'Lease', namespaced: true, schema: builtinSchemas.Lease }),
     def({ group: 'events.k8s.io', version: 'v1', resource: 'events', singular: 'event', kind: 'Event', namespaced: true, shortNames: ['ev'], schema: builtinSchemas.EventV1, fields: eventV1Fields, storage: 'events', view: eventsV1View }),
     def({ group: 'policy', version: 'v1', resource: 'poddisruptionbudgets', singular: 'poddisruptionbudget', kind: 'PodDisruptionBudget', namespaced: true, shortNames: ['pdb'], schema: builtinSchemas.PodDisruptionBudget, statusSubresource: true, generation: true }),
+    // Served for the deployment manifests (issue 19): stored and listed, nothing runs them.
+    def({ group: '', version: 'v1', resource: 'serviceaccounts', singular: 'serviceaccount', kind: 'ServiceAccount', namespaced: true, shortNames: ['sa'], schema: builtinSchemas.ServiceAccount }),
+    def({ group: 'apps', version: 'v1', resource: 'daemonsets', singular: 'daemonset', kind: 'DaemonSet', namespaced: true, shortNames: ['ds'], categories: ['all'], schema: builtinSchemas.DaemonSet, statusSubresource: true, generation: true }),
+    def({ group: 'apps', version: 'v1', resource: 'deployments', singular: 'deployment', kind: 'Deployment', namespaced: true, shortNames: ['deploy'], categories: ['all'], schema: builtinSchemas.Deployment, statusSubresource: true, generation: true }),
+    def({ group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'clusterroles', singular: 'clusterrole', kind: 'ClusterRole', namespaced: false, schema: builtinSchemas.ClusterRole }),
+    def({ group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'clusterrolebindings', singular: 'clusterrolebinding', kind: 'ClusterRoleBinding', namespaced: false, schema: builtinSchemas.ClusterRoleBinding }),
+    def({ group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'roles', singular: 'role', kind: 'Role', namespaced: true, schema: builtinSchemas.Role }),
+    def({ group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'rolebindings', singular: 'rolebinding', kind: 'RoleBinding', namespaced: true, schema: builtinSchemas.RoleBinding }),
+    def({ group: 'admissionregistration.k8s.io', version: 'v1', resource: 'validatingadmissionpolicies', singular: 'validatingadmissionpolicy', kind: 'ValidatingAdmissionPolicy', namespaced: false, categories: ['api-extensions'], schema: builtinSchemas.ValidatingAdmissionPolicy, statusSubresource: true, generation: true }),
+    def({ group: 'admissionregistration.k8s.io', version: 'v1', resource: 'validatingadmissionpolicybindings', singular: 'validatingadmissionpolicybinding', kind: 'ValidatingAdmissionPolicyBinding', namespaced: false, categories: ['api-extensions'], schema: builtinSchemas.ValidatingAdmissionPolicyBinding, generation: true }),
     def({ group: 'apiextensions.k8s.io', version: 'v1', resource: 'customresourcedefinitions', singular: 'customresourcedefinition', kind: 'CustomResourceDefinition', namespaced: false, shortNames: ['crd', 'crds'], categories: ['api-extensions'], schema: builtinSchemas.CustomResourceDefinition, statusSubresource: true, generation: true }),
   ];
 }

@@ -70,6 +70,17 @@ export const builtinSchemas = {
     status: obj({ observedGeneration: int64, disruptedPods: mapOf(time), disruptionsAllowed: int, currentHealthy: int, desiredHealthy: int, expectedPods: int, conditions }),
   }),
   Eviction: top({ deleteOptions: open }),
+  // Kinds served so that the deployment manifests can be applied (issue 19): spec open, the
+  // top level typed, so that strict field validation still catches a misplaced key.
+  ServiceAccount: top({ secrets: arr(open), imagePullSecrets: arr(open), automountServiceAccountToken: bool }),
+  DaemonSet: top({ spec: openObj({}), status: open }),
+  Deployment: top({ spec: openObj({}), status: open }),
+  ClusterRole: top({ rules: arr(open), aggregationRule: open }),
+  Role: top({ rules: arr(open) }),
+  ClusterRoleBinding: top({ subjects: arr(open), roleRef: open }),
+  RoleBinding: top({ subjects: arr(open), roleRef: open }),
+  ValidatingAdmissionPolicy: top({ spec: openObj({}), status: open }),
+  ValidatingAdmissionPolicyBinding: top({ spec: openObj({}) }),
   CustomResourceDefinition: top({
     spec: obj({
       group: str, names: obj({ plural: str, singular: str, shortNames: arr(str), kind: str, listKind: str, categories: arr(str) }),

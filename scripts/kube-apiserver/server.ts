@@ -23,6 +23,7 @@ import { Store } from './store.js';
 import { toTable } from './table.js';
 import { makeCerts } from './tls.js';
 import { prepareWatch, type Watcher } from './watch.js';
+import { CallRecorder } from './record.js';
 
 export interface KubeApiServerOptions {
   /** The Kubernetes version /version reports (`1.30`, `v1.31.4`); kubectl's dispatcher picks its binary by it. Default 1.30. */
@@ -43,6 +44,8 @@ export interface KubeApiServerOptions {
   continueTtlMs?: number;
   /** Server-side watch timeout when the client sets none (default 30 min). */
   watchTimeoutMs?: number;
+  /** Record every resource request with its identity and answer (`server.calls`; default off, switchable). */
+  recordCalls?: boolean;
 }
 
 /** The live token table: the admin token, plus any issued later. */
@@ -78,6 +81,8 @@ export interface KubeApiServer {
   store: Store;
   api: Api;
   authorizer: Authorizer;
+  /** The call recorder (enabled by recordCalls, or later with `calls.enabled = true`). */
+  calls: CallRecorder;
   /** Writes a kubeconfig that authenticates with this token. */
   writeKubeconfig(token: string, path: string): Promise<string>;
   close(): Promise<void>;
@@ -163,6 +168,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
   for (const [t, u] of Object.entries(opts.tokens ?? {})) tokens.set(t, u);
   const authorizer = new Authorizer([mastersRule, discoveryRule, ...(opts.rules ?? [])]);
   const faults = new Faults();
+  const calls = new CallRecorder(opts.recordCalls ?? false);
   const watchers = new Set<Watcher>();
   const hung = new Set<ServerResponse>();
   const sockets = new Set<Socket>();
@@ -280,7 +286,9 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     // For list and watch the authoriser sees the name a metadata.name field selector pins.
     if (!r.name && (verb === 'list' || verb === 'watch')) name = parseFieldSelector(q.get('fieldSelector'), def.fields).name ?? '';
     const attrs: RequestAttributes = { verb, apiGroup: def.group, resource: def.resource, subresource: r.subresource, namespace: r.namespace ?? '', name };
-    if (!authorizer.allows(attrs, u)) throw authorizer.forbidden(attrs, u);
+    const allowed = authorizer.allows(attrs, u);
+    calls.record(attrs, u, allowed);
+    if (!allowed) throw authorizer.forbidden(attrs, u);
 
     if (r.subresource && !(r.subresource === 'status' && def.statusSubresource) && !(r.subresource === 'eviction' && def.storage === '/pods')) throw errors.notFoundPath();
     if (r.subresource === 'eviction' && method !== 'POST') throw errors.methodNotAllowed(method);
@@ -429,7 +437,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
 
   let closed = false;
   return {
-    url, caPem: certs.caPem, kubeconfigPath, tokens, faults, store, api, authorizer, writeKubeconfig,
+    url, caPem: certs.caPem, kubeconfigPath, tokens, faults, store, api, authorizer, calls, writeKubeconfig,
     async close() {
       if (closed) return;
       closed = true;
