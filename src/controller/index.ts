@@ -6,6 +6,7 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { createAlerts } from '../alerts/index.js';
 import { formatConfigErrors, loadConfig, resolveActionDefaults, type Config, type ConfigFlags } from '../config/index.js';
 import { EXIT } from '../exit.js';
@@ -36,8 +37,8 @@ export function controllerActions(config: Config): { killSwitch: boolean; halt: 
 }
 
 /** Builds the controller role into a lifecycle; the client is made by the caller (tests give their own). */
-export function buildController(config: Config, client: KubeClient, log: Logger, clock: Clock = systemClock, opts: { identity?: string } = {}): { lifecycle: Lifecycle; controller: FleetController; telemetry: TelemetryServer } {
-  const { registry, measure } = createMetrics({ version: VERSION });
+export function buildController(config: Config, client: KubeClient, log: Logger, clock: Clock = systemClock, opts: { identity?: string; metrics?: ReturnType<typeof createMetrics> } = {}): { lifecycle: Lifecycle; controller: FleetController; telemetry: TelemetryServer } {
+  const { registry, measure } = opts.metrics ?? createMetrics({ version: VERSION });
   const status = new StatusBoard({ version: VERSION, mode: 'kubernetes', clock });
   const ctx: BoxContext = { clock, log: log.child({ box: 'alerts' }), metrics: registry, status };
   const lifecycle = new Lifecycle(log);
@@ -103,8 +104,8 @@ function load(values: Record<string, unknown>, io: CliIO, command: string): Conf
   return loaded.config;
 }
 
-async function client(config: Config, log: Logger, io: CliIO, command: string): Promise<KubeClient | undefined> {
-  const made = await createKubeClient({ ...config.kube, qps: config.controller.qps, burst: config.controller.burst }, { clock: systemClock, log: log.child({ box: 'kube' }) });
+async function client(config: Config, log: Logger, io: CliIO, command: string, metrics?: Registry): Promise<KubeClient | undefined> {
+  const made = await createKubeClient({ ...config.kube, qps: config.controller.qps, burst: config.controller.burst }, { clock: systemClock, log: log.child({ box: 'kube' }), ...(metrics ? { metrics } : {}) });
   if (!made.ok) {
     io.stderr(`connwatch ${command}: ${made.reason}\n`);
     return undefined;
@@ -117,11 +118,13 @@ export async function runControllerCommand(values: Record<string, unknown>, io: 
   const config = load(values, io, 'controller');
   if (!config) return EXIT.usage;
   const log = createLogger({ level: config.log.level });
-  const kube = await client(config, log, io, 'controller');
+  // One registry: the client's connwatch_kube_requests_total is served with the controller's metrics.
+  const metrics = createMetrics({ version: VERSION });
+  const kube = await client(config, log, io, 'controller', metrics.registry);
   if (!kube) return EXIT.usage;
   let built: ReturnType<typeof buildController>;
   try {
-    built = buildController(config, kube, log);
+    built = buildController(config, kube, log, systemClock, { metrics });
   } catch (err) {
     io.stderr(`connwatch controller: ${(err as Error).message}\n`);
     await kube.close();
