@@ -119,7 +119,7 @@ describe('with every Alertmanager down', () => {
     const raisedAt = Date.now();
     alerters.forEach((a, i) => a.raise(sampleAlert(nodes[i]!, { id: `ReadyButNoPodNetwork/${nodes[i]}` })));
 
-    await pd.waitFor(() => pd.accepted().length === nodes.length, 10_000);
+    await pd.waitFor(() => pd.accepted().length === nodes.length, 30_000);
     const triggers = pd.accepted().map((a) => a.body as { event_action: string; dedup_key: string; payload: { source: string; custom_details: { node: string } } });
     expect(new Set(triggers.map((t) => t.dedup_key))).toEqual(new Set(['lab/ReadyButNoPodNetwork']));
     expect(triggers.every((t) => t.event_action === 'trigger')).toBe(true);
