@@ -144,7 +144,7 @@ describe('with every Alertmanager down', () => {
     // Each resolve left after an Alertmanager took that node's resolve.
     const firstAmResolve = Math.min(...[...amA.accepted(), ...amB.accepted()].filter((a) => (a.body as Posted)[0]?.endsAt !== undefined).map((a) => a.at));
     expect(Math.min(...resolves.map((r) => r.at))).toBeGreaterThanOrEqual(firstAmResolve);
-  });
+  }, 60_000);
 
   it('a fallback sink does not resolve what it never paged (Alertmanager took the trigger)', async () => {
     const cfg = config({
