@@ -30,6 +30,8 @@ interface UnitState {
   role: UnitRole;
   activeState?: string;
   invocationId?: string;
+  /** The run already known (the baseline) or reported; a running unit with another id is a restart. */
+  reportedId?: string;
   execMainStartTimestamp?: bigint;
   /** A start/restart job is running and no restart has been reported for it yet. */
   jobPendingReport: boolean;
@@ -133,6 +135,7 @@ export class Systemd1Watcher implements BusWatcher {
       return v !== null && typeof v === 'object' && 'value' in v ? (v as { value: unknown }).value : v;
     };
     state.invocationId = invocationIdOf(get('InvocationID'));
+    state.reportedId ??= state.invocationId;
     state.activeState ??= stringProp(get('ActiveState'));
   }
 
@@ -190,9 +193,15 @@ export class Systemd1Watcher implements BusWatcher {
 
     const id = invocationIdOf(props.changed['InvocationID']);
     if (id !== undefined && id !== '' && id !== state.invocationId) {
-      state.invocationId = id;
       // An id first seen while the unit is stopping belongs to the old run: just learn it.
-      if (running) this.#reportRestart(state, id);
+      if (state.reportedId === undefined && !running) state.reportedId = id;
+      state.invocationId = id;
+    }
+    // PID 1 (252) hands out the new run's id while the unit is still "inactive", one message before
+    // "activating": the restart is reported once the unit runs with an id not reported yet.
+    if (running && state.invocationId && state.invocationId !== state.reportedId) {
+      state.reportedId = state.invocationId;
+      this.#reportRestart(state, state.invocationId);
     }
 
     const started = timestampOf(props.changed['ExecMainStartTimestamp']);

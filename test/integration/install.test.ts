@@ -1,7 +1,9 @@
 // Issue 2: bare metal from day one — the install script brings its own Node runtime, installs
-// connwatch and its units into a prefix; exercised into a temporary root.
+// connwatch and its units into a prefix; exercised into a temporary root. Issue 18: the hardened
+// unit, its user and polkit rule; upgrade keeps config, state and the spool; uninstall keeps state
+// unless --purge.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,6 +38,18 @@ describe('scripts/install.sh into a temporary root', () => {
     expect(unit).toMatch(/^AmbientCapabilities=CAP_NET_ADMIN$/m);
     expect(unit).toMatch(/^StateDirectory=connwatch$/m);
     expect(unit).toMatch(/^Restart=on-failure$/m);
+    for (const line of ['Type=notify', 'NotifyAccess=all', 'User=connwatch', 'CapabilityBoundingSet=CAP_NET_ADMIN', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6']) {
+      expect(unit).toMatch(new RegExp(`^${line}$`, 'm'));
+    }
+    expect(unit).toMatch(/^WatchdogSec=\d+s$/m);
+    expect(unit).not.toMatch(/^MemoryDenyWriteExecute/m);
+    expect(unit).not.toContain('@PREFIX@');
+    // The user comes from systemd-sysusers; the Cilium restart from a polkit rule for this unit and verb only.
+    expect(readFileSync(join(root, 'usr/lib/sysusers.d/connwatch.conf'), 'utf8')).toMatch(/^u connwatch /m);
+    const rule = readFileSync(join(root, 'etc/polkit-1/rules.d/50-connwatch.rules'), 'utf8');
+    expect(rule).toContain('action.lookup("unit") === "cilium.service"');
+    expect(rule).toContain('action.lookup("verb") === "restart"');
+    expect(rule).toContain('subject.user === "connwatch"');
     expect(existsSync(join(root, 'etc/systemd/system/connwatch-liveness.timer'))).toBe(true);
     // The unit's shell check uses the same limit the docs and README state.
     expect(readFileSync(join(root, 'etc/systemd/system/connwatch-liveness.service'), 'utf8')).toContain(`-lt ${HEARTBEAT_MAX_AGE_SECONDS} ]`);
@@ -60,5 +74,47 @@ describe('scripts/install.sh into a temporary root', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('upgrade replaces the runtime and app and keeps config, state and the alert spool', () => {
+    const state = join(root, 'var/lib/connwatch');
+    mkdirSync(join(state, 'alert-spool'), { recursive: true });
+    writeFileSync(join(state, 'alert-spool/000000000001.json'), '{"format":1}\n');
+    writeFileSync(join(state, 'actions.jsonl'), '{"seq":1}\n');
+    writeFileSync(join(state, 'baseline.json'), '{}\n');
+    writeFileSync(join(root, 'etc/connwatch/config.yaml'), 'mode: baremetal\nsite: upgraded\n');
+    writeFileSync(join(root, 'opt/connwatch/app/stale-marker'), 'from the old install');
+    const out = execFileSync('bash', ['scripts/install.sh', 'upgrade', '--root', root, '--prefix', '/opt/connwatch'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 240_000 });
+    expect(out.trim()).toBe(`connwatch ${version}`);
+    expect(existsSync(join(root, 'opt/connwatch/app/stale-marker'))).toBe(false);
+    expect(existsSync(join(root, 'opt/connwatch.old'))).toBe(false);
+    expect(readFileSync(join(root, 'etc/connwatch/config.yaml'), 'utf8')).toContain('site: upgraded');
+    expect(readFileSync(join(state, 'alert-spool/000000000001.json'), 'utf8')).toContain('"format":1');
+    expect(readFileSync(join(state, 'actions.jsonl'), 'utf8')).toContain('"seq":1');
+    expect(existsSync(join(state, 'baseline.json'))).toBe(true);
+    expect(existsSync(join(root, 'etc/systemd/system/connwatch.service'))).toBe(true);
+  }, 300_000);
+
+  it('upgrade refuses where nothing is installed', () => {
+    const empty = mkdtempSync(join(tmpdir(), 'cw-install-empty-'));
+    try {
+      const res = spawnSync('bash', ['scripts/install.sh', 'upgrade', '--root', empty], { encoding: 'utf8' });
+      expect(res.status).toBe(1);
+      expect(res.stderr).toMatch(/nothing installed at .*use: install.sh install/);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  it('uninstall removes units, the polkit rule, the user declaration and the runtime, and keeps config and state; --purge removes those too', () => {
+    execFileSync('bash', ['scripts/install.sh', 'uninstall', '--root', root, '--prefix', '/opt/connwatch'], { stdio: 'pipe' });
+    for (const gone of ['etc/systemd/system/connwatch.service', 'etc/systemd/system/connwatch-liveness.service', 'etc/systemd/system/connwatch-liveness.timer', 'etc/polkit-1/rules.d/50-connwatch.rules', 'usr/lib/sysusers.d/connwatch.conf', 'opt/connwatch']) {
+      expect(existsSync(join(root, gone)), gone).toBe(false);
+    }
+    expect(readFileSync(join(root, 'etc/connwatch/config.yaml'), 'utf8')).toContain('site: upgraded');
+    expect(existsSync(join(root, 'var/lib/connwatch/alert-spool/000000000001.json'))).toBe(true);
+    execFileSync('bash', ['scripts/install.sh', 'uninstall', '--root', root, '--prefix', '/opt/connwatch', '--purge'], { stdio: 'pipe' });
+    expect(existsSync(join(root, 'etc/connwatch'))).toBe(false);
+    expect(existsSync(join(root, 'var/lib/connwatch'))).toBe(false);
   });
 });
