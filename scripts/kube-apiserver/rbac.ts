@@ -29,7 +29,8 @@ export interface RbacAtom {
 const isRbac = (o: Obj) => o.apiVersion === 'rbac.authorization.k8s.io/v1';
 
 /** Every atom the RBAC objects among `objects` grant (other kinds are ignored). */
-export function rbacAtoms(objects: Obj[]): RbacAtom[] {
+export function rbacAtoms(input: readonly object[]): RbacAtom[] {
+  const objects = input as Obj[];
   const roles = new Map<string, PolicyRule[]>();
   for (const o of objects) {
     if (!isRbac(o)) continue;
@@ -76,7 +77,7 @@ export function atomRules(a: RbacAtom): AuthzRule[] {
 }
 
 /** The authorisation table the RBAC objects amount to. */
-export function rbacRules(objects: Obj[]): AuthzRule[] {
+export function rbacRules(objects: readonly object[]): AuthzRule[] {
   return rbacAtoms(objects).flatMap(atomRules);
 }
 

@@ -278,6 +278,8 @@ describe('the ConfigMaps', () => {
     expect(loaded.config.actions).toMatchObject({ restore: 'on', restartCilium: 'shadow', quarantine: 'shadow', killSwitch: false, halt: false });
     expect(loaded.config.telemetry.listen).toBe('10.0.0.5:9820');
     expect(loaded.config.kube.configMap).toBe(find('ConfigMap', 'connwatch').metadata.name);
+    // The one ConfigMap the agent's Role lets it read is the one it is configured to watch.
+    expect(find('Role', 'connwatch-agent').rules.flatMap((r: { resourceNames?: string[] }) => r.resourceNames ?? [])).toEqual([loaded.config.kube.configMap]);
   });
 
   it("the controller's configuration is valid and names the objects the RBAC grants", () => {
