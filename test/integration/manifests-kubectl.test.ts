@@ -74,7 +74,7 @@ for (const version of ['1.30', '1.33']) {
       expect(again.trim().split('\n').every((l) => / unchanged$/.test(l)), again).toBe(true);
       expect(await ok('get', 'daemonset,deployment,pdb,configmap,serviceaccount', '-n', 'connwatch', '-o', 'name')).toEqual(expect.stringContaining('daemonset.apps/connwatch-agent'));
       expect(await ok('get', 'crd', 'connwatchnodes.connwatch.io', '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}')).toBe('True');
-      expect(await ok('get', 'validatingadmissionpolicy,validatingadmissionpolicybinding', '-o', 'name')).toMatch(/connwatch-agent-own-node[\s\S]*connwatch-agent-own-node/);
+      expect(await ok('get', 'validatingadmissionpolicy,validatingadmissionpolicybinding', '-o', 'name')).toMatch(/connwatch-agent-own-status[\s\S]*connwatch-agent-own-status/);
       const roles = await ok('get', 'roles', '-A', '-o', 'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} {end}');
       expect(roles.trim().split(' ').sort()).toEqual(['connwatch/connwatch-agent', 'connwatch/connwatch-controller', 'default/connwatch-agent-events', 'default/connwatch-controller-events', 'kube-system/connwatch-controller-cilium']);
       const ds = JSON.parse(await ok('get', 'ds', '-n', 'connwatch', 'connwatch-agent', '-o', 'json')) as { spec: { template: { spec: { hostNetwork: boolean } } } };
@@ -95,12 +95,12 @@ for (const version of ['1.30', '1.33']) {
       await (await import('node:fs/promises')).mkdir(overlay, { recursive: true });
       await writeFile(join(overlay, 'kustomization.yaml'), [
         'apiVersion: kustomize.config.k8s.io/v1beta1', 'kind: Kustomization', 'resources:', `  - ${relative(overlay, BASE)}`, 'patches:',
-        ...['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].flatMap((kind) => ['  - patch: |-', '      $patch: delete', '      apiVersion: admissionregistration.k8s.io/v1', `      kind: ${kind}`, '      metadata:', '        name: connwatch-agent-own-node']),
+        ...['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].flatMap((kind) => ['status', 'events'].flatMap((what) => ['  - patch: |-', '      $patch: delete', '      apiVersion: admissionregistration.k8s.io/v1', `      kind: ${kind}`, '      metadata:', `        name: connwatch-agent-own-${what}`])),
         '',
       ].join('\n'));
       const out = await ok('apply', '-k', overlay, '--dry-run=server');
       expect(out).not.toMatch(/validatingadmissionpolic/i);
-      expect(out.trim().split('\n')).toHaveLength(kustomize(BASE).length - 2);
+      expect(out.trim().split('\n')).toHaveLength(kustomize(BASE).length - 4);
     });
   });
 }

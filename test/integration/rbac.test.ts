@@ -42,7 +42,7 @@ import { Gate } from '../../src/remediation/gate.js';
 import { FileJournal } from '../../src/remediation/journal.js';
 import { StatusBoard } from '../../src/telemetry/status.js';
 import type { ChannelStatus, Clock, KubeletReady, Rung, Verdict } from '../../src/types.js';
-import { BASE, RESOURCE_OF, evaluatePolicy, kustomize, saUser, type Admission, type K8sObject } from '../unit/deploy/support.js';
+import { BASE, RESOURCE_OF, evaluatePolicies, kustomize, saUser, type Admission, type K8sObject } from '../unit/deploy/support.js';
 
 const run = promisify(execFile);
 const NS = 'connwatch';
@@ -293,7 +293,7 @@ describe('RBAC derived from the calls the code makes (issue 19)', () => {
   });
 
   it("the admission policy allows each of the agent's recorded writes, and the same writes for another node or without the claim are denied", async () => {
-    const policy = objects.find((o) => o.kind === 'ValidatingAdmissionPolicy') as never;
+    const policies = objects.filter((o) => o.kind === 'ValidatingAdmissionPolicy') as never[];
     const writes = recorded(AGENT).filter((c) => ['create', 'update', 'patch', 'delete'].includes(c.verb));
     expect(writes.length).toBeGreaterThan(2);
     const eventsNow = await admin.listAll(RESOURCES.events, { namespace: 'default' });
@@ -315,13 +315,13 @@ describe('RBAC derived from the calls the code makes (issue 19)', () => {
         object: object as Record<string, unknown>,
         oldObject: c.verb === 'create' ? null : (object as Record<string, unknown>),
       };
-      const ok = evaluatePolicy(policy, admission);
+      const ok = evaluatePolicies(policies, admission);
       expect(ok, `${describeCall(c)}: ${ok.messages.join('; ')}`).toMatchObject({ matched: true, allowed: true });
       // The same request from node-b's agent is refused.
-      const other = evaluatePolicy(policy, { ...admission, request: { ...admission.request, userInfo: saUser(NS, 'connwatch-agent', 'node-b') } });
+      const other = evaluatePolicies(policies, { ...admission, request: { ...admission.request, userInfo: saUser(NS, 'connwatch-agent', 'node-b') } });
       expect(other.allowed, describeCall(c)).toBe(false);
       // And from a token without the node claim (a cluster before 1.30, or a legacy token).
-      const unbound = evaluatePolicy(policy, { ...admission, request: { ...admission.request, userInfo: saUser(NS, 'connwatch-agent') } });
+      const unbound = evaluatePolicies(policies, { ...admission, request: { ...admission.request, userInfo: saUser(NS, 'connwatch-agent') } });
       expect(unbound.allowed).toBe(false);
       checked++;
     }

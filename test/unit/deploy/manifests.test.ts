@@ -16,7 +16,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/load.js';
 import { statusPatch } from '../../../src/kube/agent/channel.js';
 import type { ChannelGrant, ChannelStatus } from '../../../src/types.js';
-import { BASE, ROOT, evaluatePolicy, kustomize, saUser, type Admission, type K8sObject } from './support.js';
+import { BASE, ROOT, evaluatePolicies, kustomize, saUser, type Admission, type K8sObject } from './support.js';
 
 const Ajv = AjvModule.default;
 
@@ -96,7 +96,8 @@ describe('the kustomize base (kubectl kustomize deploy/kubernetes)', () => {
       'Role/connwatch/connwatch-agent', 'Role/connwatch/connwatch-controller', 'Role/default/connwatch-agent-events', 'Role/default/connwatch-controller-events', 'Role/kube-system/connwatch-controller-cilium',
       'RoleBinding/connwatch/connwatch-agent', 'RoleBinding/connwatch/connwatch-controller', 'RoleBinding/default/connwatch-agent-events', 'RoleBinding/default/connwatch-controller-events', 'RoleBinding/kube-system/connwatch-controller-cilium',
       'ServiceAccount/connwatch/connwatch-agent', 'ServiceAccount/connwatch/connwatch-controller',
-      'ValidatingAdmissionPolicy/connwatch-agent-own-node', 'ValidatingAdmissionPolicyBinding/connwatch-agent-own-node',
+      'ValidatingAdmissionPolicy/connwatch-agent-own-events', 'ValidatingAdmissionPolicy/connwatch-agent-own-status',
+      'ValidatingAdmissionPolicyBinding/connwatch-agent-own-events', 'ValidatingAdmissionPolicyBinding/connwatch-agent-own-status',
     ]);
     for (const o of objects) expect(o.metadata.labels?.['app.kubernetes.io/part-of'], `${o.kind}/${o.metadata.name}`).toBe('connwatch');
   });
@@ -109,7 +110,7 @@ describe('the kustomize base (kubectl kustomize deploy/kubernetes)', () => {
     try {
       writeFileSync(join(dir, 'kustomization.yaml'), readFileSync(join(ROOT, 'docs/kubernetes.md'), 'utf8').match(/```yaml\n(# kustomization\.yaml for clusters before 1\.30[\s\S]*?)```/)![1]!.replace('../connwatch/deploy/kubernetes', relative(dir, BASE)));
       const older = kustomize(dir);
-      expect(older.length).toBe(objects.length - 2);
+      expect(older.length).toBe(objects.length - 4);
       expect(older.some((o) => o.apiVersion.startsWith('admissionregistration'))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -300,7 +301,7 @@ describe('the ConfigMaps', () => {
 });
 
 describe('the admission policy (CEL, evaluated with @marcbachmann/cel-js)', () => {
-  const policy = () => find('ValidatingAdmissionPolicy', 'connwatch-agent-own-node') as never;
+  const policies = () => objects.filter((o) => o.kind === 'ValidatingAdmissionPolicy') as never[];
   const cwn = (name: string) => ({ apiVersion: 'connwatch.io/v1alpha1', kind: 'ConnwatchNode', metadata: { name, namespace: 'connwatch', generation: 1 }, spec: { grants: [] }, status: { state: 'Healthy' } });
   const event = (node: string, count = 1) => ({ apiVersion: 'v1', kind: 'Event', metadata: { name: `${node}.17a0`, namespace: 'default' }, involvedObject: { kind: 'Node', name: node, uid: node }, reason: 'VerdictHealthy', count, source: { component: 'connwatch-agent' } });
   const req = (over: Partial<Admission['request']> & { userInfo: Admission['request']['userInfo'] }, object: unknown, oldObject: unknown = null): Admission => ({
@@ -310,12 +311,14 @@ describe('the admission policy (CEL, evaluated with @marcbachmann/cel-js)', () =
   const agentA = saUser('connwatch', 'connwatch-agent', 'node-a');
   const eventsRes = { resource: { group: '', version: 'v1', resource: 'events' }, kind: { group: '', version: 'v1', kind: 'Event' }, subResource: '', namespace: 'default' };
 
-  it('names the agent service account the manifests create; binds with Deny; fails closed', () => {
-    const p = find('ValidatingAdmissionPolicy', 'connwatch-agent-own-node');
+  it('each policy names the agent service account the manifests create, is bound with Deny, fails closed', () => {
     const sa = find('ServiceAccount', 'connwatch-agent');
-    expect(p.spec.matchConditions[0].expression).toContain(`'system:serviceaccount:${sa.metadata.namespace}:${sa.metadata.name}'`);
-    expect(p.spec.failurePolicy).toBe('Fail');
-    expect(find('ValidatingAdmissionPolicyBinding', 'connwatch-agent-own-node').spec).toEqual({ policyName: 'connwatch-agent-own-node', validationActions: ['Deny'] });
+    for (const name of ['connwatch-agent-own-status', 'connwatch-agent-own-events']) {
+      const p = find('ValidatingAdmissionPolicy', name);
+      expect(p.spec.matchConditions[0].expression).toContain(`'system:serviceaccount:${sa.metadata.namespace}:${sa.metadata.name}'`);
+      expect(p.spec.failurePolicy).toBe('Fail');
+      expect(find('ValidatingAdmissionPolicyBinding', name).spec).toEqual({ policyName: name, validationActions: ['Deny'] });
+    }
   });
 
   it.each([
@@ -331,7 +334,7 @@ describe('the admission policy (CEL, evaluated with @marcbachmann/cel-js)', () =
     ['an Event rewritten from another Node to its own', req({ operation: 'UPDATE', name: 'node-b.17a0', userInfo: agentA, ...eventsRes }, event('node-a'), event('node-b')), false],
     ['an Event about a Pod', req({ operation: 'CREATE', name: '', userInfo: agentA, ...eventsRes }, { ...event('node-a'), involvedObject: { kind: 'Pod', name: 'node-a', namespace: 'default' } }), false],
   ])('the agent on node-a: %s → allowed %s', (_what, admission, allowed) => {
-    const out = evaluatePolicy(policy(), admission);
+    const out = evaluatePolicies(policies(), admission);
     expect(out.matched).toBe(true);
     expect(out.allowed, out.messages.join('; ')).toBe(allowed);
     if (!allowed) expect(out.messages.join(' ')).toMatch(/connwatch-agent/);
@@ -339,13 +342,14 @@ describe('the admission policy (CEL, evaluated with @marcbachmann/cel-js)', () =
 
   it('does not apply to the controller or to anyone else (they are RBAC\'s business)', () => {
     for (const u of [saUser('connwatch', 'connwatch-controller'), { username: 'kubernetes-admin', groups: ['system:masters'] }, saUser('other', 'connwatch-agent', 'node-a')]) {
-      expect(evaluatePolicy(policy(), req({ name: 'node-b', subResource: '', userInfo: u }, cwn('node-b'), cwn('node-b'))).matched).toBe(false);
+      expect(evaluatePolicies(policies(), req({ name: 'node-b', subResource: '', userInfo: u }, cwn('node-b'), cwn('node-b'))).matched).toBe(false);
     }
   });
 
   it('never sees reads: its rules match CREATE, UPDATE and DELETE only (admission cannot restrict get/list/watch)', () => {
-    const p = find('ValidatingAdmissionPolicy', 'connwatch-agent-own-node');
-    for (const r of p.spec.matchConstraints.resourceRules) expect(r.operations).toEqual(['CREATE', 'UPDATE', 'DELETE']);
+    for (const p of objects.filter((o) => o.kind === 'ValidatingAdmissionPolicy') as unknown as { spec: { matchConstraints: { resourceRules: { operations: string[] }[] } } }[]) {
+      for (const r of p.spec.matchConstraints.resourceRules) expect(r.operations).toEqual(['CREATE', 'UPDATE', 'DELETE']);
+    }
   });
 });
 

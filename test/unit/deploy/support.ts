@@ -100,6 +100,12 @@ export function evaluatePolicy(policy: Policy, a: Admission): PolicyResult {
   }
 }
 
+/** Every bound policy is evaluated; a request passes when each policy that matches it allows it. */
+export function evaluatePolicies(policies: Policy[], a: Admission): PolicyResult {
+  const results = policies.map((p) => evaluatePolicy(p, a)).filter((r) => r.matched);
+  return { matched: results.length > 0, allowed: results.every((r) => r.allowed), messages: results.flatMap((r) => r.messages) };
+}
+
 const NODE_CLAIM = 'authentication.kubernetes.io/node-name';
 
 /** A service account's user info as the token authenticator builds it (with the node claim when given). */
