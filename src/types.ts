@@ -335,6 +335,8 @@ export interface VerdictEvidence {
   kubelet: KubeletReady;
   /** The API server as this agent reaches it (bare metal: unknown). */
   apiServer?: ApiReachabilityState;
+  /** An upgrade run going on (or finished within the episode window) when the verdict came: the likely cause. */
+  upgrade?: { unit: string; running: boolean; msBefore: number };
   /** Consecutive failing rounds that confirmed a probe verdict. */
   rounds?: number;
 }
@@ -393,7 +395,7 @@ export interface PagedItem {
 
 /** The facts a page is rendered from; the pager (src/alerts/pager.ts) owns the words. */
 export type PageFacts =
-  | { cause: 'DatapathDamage'; critical: number; afterNetworkd: boolean; restoring: boolean; trigger: string; missing: PagedItem[] }
+  | { cause: 'DatapathDamage'; critical: number; afterNetworkd: boolean; restoring: boolean; trigger: string; missing: PagedItem[]; upgrade?: string }
   | { cause: 'FightingNetworkd'; episode: number; trigger: string; restores: number; missing: PagedItem[] }
   | { cause: 'RestoreFailed'; episode: number; trigger: string; restores: number; missing: PagedItem[]; reason: string; restoredButUnreachable: boolean }
   /** Probes confirm no pod network (or no host network either) with no CNI item missing to explain it. */

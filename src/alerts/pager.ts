@@ -14,10 +14,11 @@ function render(node: string, facts: PageFacts, restorePlan: () => string): Pick
         : facts.afterNetworkd
           ? 'after systemd-networkd activity (not restored: not in the baseline connwatch learned here)'
           : 'without networkd activity (not restored: connwatch only reverts what networkd removed)';
+      const during = facts.upgrade ? ` during upgrade run ${facts.upgrade}` : '';
       return {
         severity: 'critical',
-        summary: `${node}: ${facts.critical} critical CNI datapath item(s) missing ${plan}`,
-        evidence: { coincidedWithNetworkd: facts.afterNetworkd, trigger: facts.trigger, missing: facts.missing },
+        summary: `${node}: ${facts.critical} critical CNI datapath item(s) missing ${plan}${during}`,
+        evidence: { coincidedWithNetworkd: facts.afterNetworkd, trigger: facts.trigger, missing: facts.missing, ...(facts.upgrade ? { upgrade: facts.upgrade } : {}) },
       };
     }
     case 'FightingNetworkd':
@@ -36,14 +37,16 @@ function render(node: string, facts: PageFacts, restorePlan: () => string): Pick
     case 'NodeOffline': {
       const { evidence } = facts;
       const failing = evidence.probes.filter((p) => !p.ok).map((p) => `${p.kind} ${p.target}: ${p.reason ?? 'failed'}`);
-      const signal = evidence.signal ? `${evidence.signal.what}, ${Math.round(evidence.signal.msBefore / 1000)} s before` : 'no signal before it';
+      const signal =
+        (evidence.signal ? `${evidence.signal.what}, ${Math.round(evidence.signal.msBefore / 1000)} s before` : 'no signal before it') +
+        (evidence.upgrade ? `; during upgrade run ${evidence.upgrade.unit}${evidence.upgrade.running ? '' : ' (finished)'}` : '');
       return {
         severity: 'critical',
         summary:
           facts.cause === 'NodeOffline'
             ? `${node}: no pod network and no host network (probes, ${evidence.rounds ?? 0} failing rounds; ${signal})`
             : `${node}: Ready but no pod network — pod paths fail with no CNI item missing (probes, ${evidence.rounds ?? 0} failing rounds; ${signal})`,
-        evidence: { reasons: facts.reasons, failing, probes: evidence.probes, signal: evidence.signal ?? null, kubelet: evidence.kubelet, rounds: evidence.rounds ?? 0 },
+        evidence: { reasons: facts.reasons, failing, probes: evidence.probes, signal: evidence.signal ?? null, kubelet: evidence.kubelet, rounds: evidence.rounds ?? 0, upgrade: evidence.upgrade ?? null },
       };
     }
   }

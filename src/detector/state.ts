@@ -116,6 +116,8 @@ export interface DetectorState {
   kubelet: KubeletReady;
   /** The API server as this agent reaches it: unreachable (connection failures to every endpoint, sustained) is host-network evidence. */
   apiServer: ApiReachabilityState;
+  /** The last upgrade run heard (UpgradeStarted, and UpgradeFinished when it ended). */
+  upgrade?: { unit: string; startedAt: number; finishedAt?: number; result?: string };
   /** The last signal of note (networkd, links, Cilium, upgrades): a verdict's evidence says how long before it came. */
   lastSignal?: { what: string; at: number };
   /** The verdict kind last reported (a change is journalled). */
@@ -149,8 +151,18 @@ function evidenceOf(s: DetectorState, at: number): VerdictEvidence {
     ...(signal ? { signal: { what: signal.what, msBefore: Math.max(0, Math.round(at - signal.at)) } } : {}),
     kubelet: s.kubelet,
     ...(s.apiServer !== 'unknown' ? { apiServer: s.apiServer } : {}),
+    ...upgradeContext(s, at),
     ...(p && p.rounds > 0 ? { rounds: p.rounds } : {}),
   };
+}
+
+/** The upgrade run a verdict at `at` happened during (or just after, within the episode window). */
+export function upgradeContext(s: DetectorState, at: number): { upgrade?: { unit: string; running: boolean; msBefore: number } } {
+  const u = s.upgrade;
+  if (!u || at < u.startedAt) return {};
+  const running = u.finishedAt === undefined;
+  if (!running && at - (u.finishedAt ?? 0) > s.config.episodeMs) return {};
+  return { upgrade: { unit: u.unit, running, msBefore: Math.round(at - u.startedAt) } };
 }
 
 const KUBELET_WORDS: Record<KubeletReady, string | undefined> = { True: 'kubelet reports Ready', False: 'kubelet reports NotReady', unknown: undefined };

@@ -12,7 +12,7 @@ import type { DamageReport, DetectorCause, DetectorCommand, DetectorInput, Episo
 import { callsForReread, liftsHold, readNetworkd } from './activity.js';
 import { escalate, noteGrants } from './escalation.js';
 import { judgeRound, noteCiliumRestart } from './probes.js';
-import { nodeState, verdictOf, type DetectorState, type Episode } from './state.js';
+import { nodeState, upgradeContext, verdictOf, type DetectorState, type Episode } from './state.js';
 
 /** What one step produces. */
 export interface StepResult {
@@ -169,6 +169,9 @@ function onSignal(run: Run, event: SignalEvent): void {
     run.out.push({ kind: 'cniRestarted', at: event.at });
     s.probes = noteCiliumRestart(s.probes, event.at);
   }
+  if (event.kind === 'UpgradeStarted') s.upgrade = { unit: event.unit, startedAt: event.at };
+  if (event.kind === 'UpgradeFinished' && s.upgrade?.unit === event.unit) s.upgrade = { ...s.upgrade, finishedAt: event.at, result: event.result };
+  if ((event.kind === 'UpgradeStarted' || event.kind === 'UpgradeFinished') && s.episode) note(run, s.episode, event.kind === 'UpgradeStarted' ? `upgrade run started: ${event.unit}` : `upgrade run finished: ${event.unit} (${event.result})`);
   const notable = signalOfNote(event, reading?.what);
   if (notable) {
     s.lastSignal = { what: notable, at: event.at };
@@ -446,6 +449,8 @@ function open(run: Run, trigger: string, at: number, wallAt: number): Episode {
   if (s.episode) close(run, 'ended');
   const e: Episode = { id: ++s.episodes, trigger, triggerAt: at, triggerWall: wallAt, lastActivityAt: at, linksConfigured: [], restores: 0, state: 'waiting', missing: [], timeline: [], parked: false, verifyFailures: 0, detected: false, restartHeard: false, unwritable: 0 };
   s.episode = e;
+  const { upgrade } = upgradeContext(s, at);
+  if (upgrade) note(run, e, `during upgrade run ${upgrade.unit} (${upgrade.running ? 'running' : 'finished'}, started ${Math.round(upgrade.msBefore / 1000)} s before)`);
   return e;
 }
 
@@ -641,6 +646,10 @@ function damagePage(run: Run, report: DamageReport, repairable: MissingItem[]): 
       restoring,
       trigger: report.trigger,
       missing: report.missing.map((m) => ({ item: m.label, severity: m.severity, profile: m.profile })),
+      ...(() => {
+        const { upgrade } = upgradeContext(run.s, run.now.at);
+        return upgrade ? { upgrade: upgrade.unit } : {};
+      })(),
     },
     timeline: [{ wallAt: run.now.wallAt, what: `datapath damage detected (${report.trigger})` }],
     startsAt: run.now.wallAt,

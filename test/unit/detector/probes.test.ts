@@ -167,6 +167,8 @@ describe('probe verdicts in the detector (issue 13)', () => {
     expect(facts.evidence.signal).toEqual({ what: 'upgrade started (apt-daily-upgrade.service)', msBefore: 3_400 });
     expect(facts.evidence.probes.filter((p) => !p.ok).map((p) => p.kind)).toEqual(['localPod', 'peer', 'peer', 'peer']);
     expect(facts.evidence.kubelet).toBe('unknown');
+    // The upgrade run still going is named: the likely cause (issue 18).
+    expect(facts.evidence.upgrade).toEqual({ unit: 'apt-daily-upgrade.service', running: true, msBefore: 3_400 });
     expect(commands[3]).toContainEqual(expect.objectContaining({ kind: 'observe', metric: 'detection', evidence: 'probes', seconds: 2 }));
     expect(commands[3]).toContainEqual(expect.objectContaining({ kind: 'verdict', previous: 'CannotTell' }));
     const v = verdictOf(s);
@@ -177,6 +179,20 @@ describe('probe verdicts in the detector (issue 13)', () => {
     for (let i = 0; i < 3; i++) next = feed(next.state, HEALTHY, 6_000 + i * 1_000);
     expect(next.commands).toContainEqual({ kind: 'resolve', cause: 'ReadyButNoPodNetwork' });
     expect(next.verdict.kind).toBe('Healthy');
+  });
+
+  it("the damage page and the episode's timeline name the upgrade run they happened during", () => {
+    let s = step(initialState(config), { kind: 'damage', report: healthyDatapath }, at(500)).state;
+    s = step(s, { kind: 'signal', event: { kind: 'UpgradeStarted', at: 600, wallAt: 0, unit: 'apt-daily-upgrade.service' } }, at(600)).state;
+    s = step(s, { kind: 'signal', event: { kind: 'NetworkdRestarted', at: 700, wallAt: 0, origins: ['systemd1'] } }, at(700)).state;
+    const report = { at: 800, trigger: 'RuleRemoved', coincidedWithNetworkd: true, missing: [{ item: lookupLocal, key: 'k', label: 'rule 100: from all lookup local', severity: 'critical', profile: 'cilium', source: 'baseline', coincidedWithNetworkd: true }] } as unknown as DamageReport;
+    const damaged = step(s, { kind: 'damage', report }, at(800));
+    const raise = damaged.commands.find((c) => c.kind === 'raise') as Extract<DetectorCommand, { kind: 'raise' }>;
+    expect(raise.facts).toMatchObject({ cause: 'DatapathDamage', upgrade: 'apt-daily-upgrade.service' });
+    expect(damaged.state.episode?.timeline.map((t) => t.what)).toContain('during upgrade run apt-daily-upgrade.service (running, started 0 s before)');
+    const finished = step(damaged.state, { kind: 'signal', event: { kind: 'UpgradeFinished', at: 900, wallAt: 0, unit: 'apt-daily-upgrade.service', result: 'done' } }, at(900));
+    expect(finished.state.episode?.timeline.map((t) => t.what)).toContain('upgrade run finished: apt-daily-upgrade.service (done)');
+    expect(finished.verdict.evidence?.upgrade).toMatchObject({ unit: 'apt-daily-upgrade.service', running: false });
   });
 
   it('direct datapath evidence decides at once, and no second page comes from the probes', () => {
