@@ -7,12 +7,16 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh test
 # A lab left by a crashed test worker is removed whatever happens — only labs this run made, so a
 # second run on the same machine (or a person's `npm run lab -- up`) keeps its own.
-labs_before=" $(ls /run/connwatch-lab 2>/dev/null | sed -n 's/\.json$//p' | tr '\n' ' ') "
+labs_before=" $(ls /run/connwatch-lab /run/connwatch-lab/systemd 2>/dev/null | sed -n 's/\.json$//p' | tr '\n' ' ') "
 down_new_labs() {
-  for f in /run/connwatch-lab/*.json; do
+  for f in /run/connwatch-lab/*.json /run/connwatch-lab/systemd/*.json; do
     [ -e "$f" ] || continue
     name=$(basename "$f" .json)
-    case "$labs_before" in *" $name "*) ;; *) node --import tsx scripts/lab/cli.ts down "$name" >/dev/null 2>&1 || true ;; esac
+    case "$labs_before" in *" $name "*) continue ;; esac
+    case "$name" in
+      cwsd-*) node --import tsx scripts/lab/cli.ts systemd down "$name" >/dev/null 2>&1 || true ;;
+      *) node --import tsx scripts/lab/cli.ts down "$name" >/dev/null 2>&1 || true ;;
+    esac
   done
 }
 trap down_new_labs EXIT
