@@ -8,6 +8,7 @@
  * test/unit/deploy/manifests.test.ts.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -82,6 +83,15 @@ for (const version of ['1.30', '1.33']) {
       // Operators edit the control ConfigMap with kubectl; a re-apply keeps a value they set only if the manifest does not name it.
       await ok('-n', 'connwatch', 'patch', 'configmap', 'connwatch', '--type', 'merge', '-p', '{"data":{"killSwitch":"true"}}');
       expect(await ok('-n', 'connwatch', 'get', 'configmap', 'connwatch', '-o', 'jsonpath={.data.killSwitch}')).toBe('true');
+    });
+
+    it("docs/kubernetes.md's one-ConnwatchNode-per-node snippet creates them, and kubectl get cwn shows them", async () => {
+      const nodes = server.api.registry.find('', 'v1', 'nodes')!;
+      for (const n of ['node-1', 'node-2']) server.api.create(nodes, undefined, { metadata: { name: n } });
+      const doc = readFileSync(join(BASE, '../../docs/kubernetes.md'), 'utf8');
+      const snippet = doc.match(/\*\*Not yet automatic[\s\S]*?```sh\n([\s\S]*?)```/)![1]!;
+      await run('/bin/bash', ['-euo', 'pipefail', '-c', snippet], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, KUBECONFIG: server.kubeconfigPath, KUBECACHEDIR: join(dir, 'cache') }, timeout: 60_000 });
+      expect(await ok('get', 'cwn', '-n', 'connwatch', '-o', 'name')).toBe('connwatchnode.connwatch.io/node-1\nconnwatchnode.connwatch.io/node-2\n');
     });
 
     it('the optional beacon applies after the base', async () => {
