@@ -12,36 +12,31 @@
  *    once the node is healthy again only connwatch's marks are removed;
  *  - without a controller nothing happens beyond the agent's request.
  *
- * The node reaches the API server through the relay of agent-kube-support.ts (10.77.0.2:6443 in
- * the peer namespace → a host unix socket → the server on the host's loopback).
+ * The node reaches the API server through the relay of scripts/lab/kube-glue.ts (10.77.0.2:6443 in
+ * the peer namespace → a host unix socket → the server on the host's loopback); the DaemonSet
+ * stand-in and the controller's construction live there too (the demo's acts 3 and 4 use them).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
-import type { Node, Pod } from 'kubernetes-types/core/v1.js';
+import type { Node } from 'kubernetes-types/core/v1.js';
 import pino from 'pino';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKubeApiServer, type KubeApiServer } from '../../scripts/kube-apiserver/server.js';
 import { startLab } from '../../scripts/lab/index.js';
 import { labCapable } from '../../scripts/lab/testing.js';
 import type { Lab } from '../../scripts/lab/types.js';
-import { controllerConfig } from '../../src/controller/config.js';
-import { FleetController } from '../../src/controller/controller.js';
-import { controllerMetrics } from '../../src/controller/metrics.js';
+import { startCiliumDaemonSet, startFleetController, startLabRelay, type CiliumDaemonSet } from '../../scripts/lab/kube-glue.js';
+import type { FleetController } from '../../src/controller/controller.js';
 import { QUARANTINE_TAINT } from '../../src/controller/model.js';
-import { CONNWATCH_NODES, controlsOf, type ConnwatchNode } from '../../src/controller/objects.js';
+import { CONNWATCH_NODES, type ConnwatchNode } from '../../src/controller/objects.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { kubeConfig } from '../../src/kube/config.js';
 import { RESOURCES } from '../../src/kube/resources.js';
 import { resolveClusterAccess, type ClusterAccess } from '../../src/kube/source.js';
-import { startWatchLoop, type WatchLoop } from '../../src/kube/watch-loop.js';
-import { Gate } from '../../src/remediation/gate.js';
-import { FileJournal } from '../../src/remediation/journal.js';
-import { StatusBoard } from '../../src/telemetry/status.js';
 import type { Clock } from '../../src/types.js';
-import { NAMESPACE, RELAY_JS, agentKubeconfig, agentRules, kubectl, setupCluster, unixToLoopback } from '../integration/agent-kube-support.js';
+import { NAMESPACE, agentKubeconfig, agentRules, kubectl, setupCluster } from '../integration/agent-kube-support.js';
 import { startLabAgent, type LabAgent } from '../support/lab-agent.js';
 
 const capable = labCapable();
@@ -55,12 +50,12 @@ let agent: LabAgent;
 let dir: string;
 let access: ClusterAccess;
 let admin: KubeClient;
-let daemonSet: WatchLoop | undefined;
-let hostRelay: { close(): Promise<void> } | undefined;
+let daemonSet: CiliumDaemonSet | undefined;
+let relay: { close(): Promise<void> } | undefined;
 let controller: FleetController | undefined;
 const clients: KubeClient[] = [];
 /** Cilium pods the DaemonSet stand-in recreated. */
-let recreated = 0;
+const recreated = () => daemonSet?.recreated ?? 0;
 
 function newClient(): KubeClient {
   const settings = kubeConfig.parse({ retry: { minDelayMs: 20, maxDelayMs: 200, retries: 1 }, attemptTimeoutMs: 2_000, requestTimeoutMs: 4_000, qps: 200, burst: 100, watch: { backoffInitialMs: 100, backoffMaxMs: 500 } });
@@ -93,18 +88,6 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false> |
   }
 }
 
-let podSeq = 0;
-async function createCiliumPod(): Promise<Pod> {
-  const created = await admin.create(RESOURCES.pods, {
-    metadata: { name: `cilium-${NODE}-${++podSeq}`, namespace: 'kube-system', labels: { 'k8s-app': 'cilium', 'controller-revision-hash': 'r1' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'cilium', uid: 'ds-uid', controller: true }] },
-    spec: { nodeName: NODE, containers: [{ name: 'cilium-agent', image: 'cilium' }] },
-  });
-  if (!created.ok) throw new Error(created.reason);
-  const ready = await admin.patchStatus(RESOURCES.pods, { namespace: 'kube-system', name: created.value.metadata!.name! }, { status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }], containerStatuses: [{ name: 'cilium-agent', ready: true, restartCount: 0, image: 'cilium', imageID: '', state: { running: {} } }] } }, 'merge');
-  if (!ready.ok) throw new Error(ready.reason);
-  return ready.value;
-}
-
 async function cwn(): Promise<ConnwatchNode> {
   const got = await admin.get(CONNWATCH_NODES, { namespace: NAMESPACE, name: NODE });
   if (!got.ok) throw new Error(got.reason);
@@ -118,42 +101,15 @@ async function node(): Promise<Node> {
 }
 
 function startController(identity: string): FleetController {
-  const config = controllerConfig.parse({
-    namespace: NAMESPACE,
-    reconcileIntervalMs: 200,
-    eventIntervalMs: 0,
-    restart: { canaries: 1, grantTtlMs: 60_000 },
-    quarantine: { healthyForMs: 2_000, maxPercent: 100, drain: { enabled: false } },
-  });
-  const settings = { killSwitch: false, halt: false, restartCilium: 'on', quarantine: 'on' } as const;
-  const controlsRef = { current: controlsOf(settings, undefined, config.configMap) };
-  const registry = new Registry();
-  const journal = new FileJournal(join(dir, identity));
-  const gate = new Gate({
-    controls: { settings: () => ({ restore: 'off', ...controlsRef.current.actions }), killSwitch: () => controlsRef.current.killSwitch, halt: () => controlsRef.current.halt },
-    journal,
+  return startFleetController({
+    client: newClient(),
+    identity,
+    journalDir: join(dir, identity),
     clock,
     log,
-    metrics: registry,
+    config: { reconcileIntervalMs: 200, eventIntervalMs: 0, restart: { canaries: 1, grantTtlMs: 60_000 }, quarantine: { healthyForMs: 2_000, maxPercent: 100, drain: { enabled: false } } },
+    actions: { restartCilium: 'on', quarantine: 'on' },
   });
-  const c = new FleetController({
-    client: newClient(),
-    config,
-    actions: settings,
-    site: 'lab',
-    identity,
-    leader: { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 500 },
-    clock,
-    log: log.child({ identity }),
-    metrics: controllerMetrics(registry),
-    status: new StatusBoard({ version: 'test', mode: 'kubernetes', clock }),
-    alerter: { raise: () => undefined, resolve: () => undefined },
-    journal,
-    gate,
-    controlsRef,
-  });
-  c.start();
-  return c;
 }
 
 /** The agent's /status over its unix socket (it answers even when loopback is broken). */
@@ -180,21 +136,10 @@ describe.skipIf(!capable)('the ladder end to end: agent in Kubernetes mode, the 
     if (!resolved.ok) throw new Error(resolved.reason);
     access = resolved.value;
     admin = newClient();
-    await createCiliumPod();
     // kubelet and the Cilium DaemonSet: a deleted cilium pod means the agent restarts, then a new pod is Ready.
-    daemonSet = startWatchLoop(newClient(), RESOURCES.pods, { namespace: 'kube-system', labelSelector: 'k8s-app=cilium', relistJitterMs: 0 }, async (e) => {
-      if (e.type !== 'deleted' || e.object.spec?.nodeName !== NODE) return;
-      await lab.restartCilium();
-      recreated++;
-      await createCiliumPod();
-    });
-    hostRelay = await unixToLoopback(join(dir, 'kube.sock'), Number(new URL(server.url).port));
+    daemonSet = await startCiliumDaemonSet({ client: newClient(), lab: { restartCilium: (o) => lab.restartCilium(o) }, node: NODE });
     lab = await startLab({ profile: 'cilium-1.14' });
-    const relay = lab.spawn('peer', [process.execPath, '-e', RELAY_JS, '10.77.0.2', '6443', join(dir, 'kube.sock')], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve, reject) => {
-      relay.stdout!.on('data', (d: Buffer) => d.toString().includes('relay listening') && resolve());
-      relay.once('exit', (code) => reject(new Error(`relay exited ${code}`)));
-    });
+    relay = await startLabRelay(lab, server, dir);
     const kubeconfigPath = await agentKubeconfig(server, NODE, join(dir, 'agent.kubeconfig'));
     const saved = { mode: process.env.CONNWATCH_MODE, node: process.env.NODE_NAME };
     process.env.CONNWATCH_MODE = 'kubernetes';
@@ -233,7 +178,7 @@ describe.skipIf(!capable)('the ladder end to end: agent in Kubernetes mode, the 
     await daemonSet?.stop();
     await agent?.stop();
     await lab?.down();
-    await hostRelay?.close();
+    await relay?.close();
     await Promise.all(clients.map((c) => c.close()));
     await server?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -244,7 +189,7 @@ describe.skipIf(!capable)('the ladder end to end: agent in Kubernetes mode, the 
     const request = await until('a restart request', async () => (await cwn()).status?.request);
     expect(request).toMatchObject({ rung: 'restartCilium', verdict: 'ReadyButNoPodNetwork' });
     await new Promise((r) => setTimeout(r, 3_000));
-    expect(recreated).toBe(0);
+    expect(recreated()).toBe(0);
     expect((await cwn()).spec?.grants ?? []).toEqual([]);
     expect(await verdictOf()).toBe('ReadyButNoPodNetwork');
   }, 60_000);
@@ -253,7 +198,7 @@ describe.skipIf(!capable)('the ladder end to end: agent in Kubernetes mode, the 
     controller = startController('controller-1');
     const grant = await until('an executed restart grant', async () => (await cwn()).spec?.grants?.find((g) => g.rung === 'restartCilium' && g.executed));
     expect(grant).toMatchObject({ shadow: false });
-    await until('the DaemonSet stand-in recreated the pod', () => recreated === 1);
+    await until('the DaemonSet stand-in recreated the pod', () => recreated() === 1);
     const verified = await until('the agent verified the grant', async () => (await cwn()).status?.verified, 30_000);
     expect(verified).toMatchObject({ grant: grant.id, ok: true });
     await until('Healthy again, the request withdrawn', async () => {
