@@ -9,7 +9,7 @@ what=${1:-test}
 apt_packages=(dbus systemd iproute2 nftables iputils-ping procps util-linux)
 case "$what" in
   test) apt_packages+=(prometheus prometheus-alertmanager systemd-container debootstrap openssl) ;;
-  demo) apt_packages+=(prometheus-alertmanager) ;;
+  demo) apt_packages+=(prometheus-alertmanager openssl) ;;
   *) echo "usage: scripts/deps.sh [test|demo]" >&2; exit 2 ;;
 esac
 
