@@ -17,7 +17,7 @@ import { LeaderElector, leaseStore } from '../kube/leader.js';
 import { RESOURCES, type KubeObject } from '../kube/resources.js';
 import { startWatchLoop, type WatchLoop, type WatchLoopEvent } from '../kube/watch-loop.js';
 import type { JournalWriter } from '../remediation/journal.js';
-import type { ActionEnablement, ActionGate, Alerter, Clock, StatusSink } from '../types.js';
+import { CHANNEL, type ActionEnablement, type ActionGate, type Alerter, type Clock, type StatusSink } from '../types.js';
 import type { ControllerConfig } from './config.js';
 import { ControllerCore } from './core.js';
 import { Executor } from './executor.js';
@@ -46,6 +46,9 @@ export interface FleetControllerDeps {
   controlsRef: { current: Controls };
   sleep?: Sleep;
 }
+
+/** ConnwatchNodes created per round at most (a first install on a large fleet is paced). */
+const CHANNELS_PER_ROUND = 50;
 
 /** The watch caches: small views by node name, plus the ConnwatchNode objects for spec writes. */
 class Caches {
@@ -255,6 +258,7 @@ export class FleetController {
       }),
     );
 
+    const creating = new Set<string>();
     let persisted: RampState = core.ramp;
     let lastHalts = core.ramp.halts;
     try {
@@ -274,6 +278,7 @@ export class FleetController {
         if (caches.synced.size < loops.length) continue; // never act on a partial picture
         // Debounce a burst of watch events into one round.
         await new Promise((r) => setTimeout(r, 50));
+        this.#ensureChannels(caches, creating);
         const view: FleetView = { nodes: caches.nodes, channels: caches.channels, ciliumPods: caches.byNode, controls: d.controlsRef.current };
         const commands = core.round(view, d.clock.now());
         for (const command of commands) executor.run(command);
@@ -291,6 +296,29 @@ export class FleetController {
       this.#sessionInfo = undefined;
       this.#publish({ leading: false });
       log.info('session ended');
+    }
+  }
+
+  /**
+   * Every Node gets its ConnwatchNode (spec only: the agent writes its status), so an agent on a new
+   * node has somewhere to report. At most CHANNELS_PER_ROUND a round, so a first install on ten
+   * thousand nodes does not arrive at the API server in one second. A 409 means it exists already.
+   */
+  #ensureChannels(caches: Caches, creating: Set<string>): void {
+    const d = this.#d;
+    let budget = CHANNELS_PER_ROUND;
+    for (const name of caches.nodes.keys()) {
+      if (budget <= 0) return;
+      if (!name || caches.channels.has(name) || creating.has(name)) continue;
+      budget--;
+      creating.add(name);
+      const object: ConnwatchNode = { apiVersion: `${CHANNEL.group}/${CHANNEL.version}`, kind: CHANNEL.kind, metadata: { name, namespace: d.config.namespace }, spec: { grants: [] } };
+      void d.client.create(CONNWATCH_NODES, object).then((made) => {
+        if (made.ok) caches.storeChannel(made.value);
+        else if (made.code !== 'conflict') d.log.warn({ node: name, err: made.reason, hint: made.hint }, 'cannot create the node\'s ConnwatchNode; its agent keeps its status in memory until it exists');
+        // Retried on a later round while it is still missing.
+        setTimeout(() => creating.delete(name), made.ok || made.code === 'conflict' ? 0 : 30_000).unref();
+      });
     }
   }
 

@@ -284,9 +284,11 @@ describe('connwatch controller against the test API server', () => {
 
     // Recovery: sustained health removes exactly connwatch's marks.
     await agentWrites('node-c', status({ verdict: { kind: 'Healthy', reasons: [], since: new Date(Date.now() - 2_000).toISOString() } }));
+    // Released: the annotation, the taint and the condition are separate writes; wait for the last.
     const c = await until('node-c released', async () => {
       const n = await node('node-c');
-      return n.metadata?.annotations?.[ANNOTATIONS.quarantine] === undefined ? n : undefined;
+      const recovered = n.status?.conditions?.find((x) => x.type === 'PodNetworkUnavailable')?.status === 'False';
+      return n.metadata?.annotations?.[ANNOTATIONS.quarantine] === undefined && recovered ? n : undefined;
     });
     expect(c.spec?.taints?.map((t) => t.key)).toEqual(['example.com/other']);
     expect(c.spec?.unschedulable ?? false).toBe(false);

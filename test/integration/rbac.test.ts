@@ -143,11 +143,14 @@ beforeAll(async () => {
     await admin.create(RESOURCES.nodes, { metadata: { name, labels: { 'topology.kubernetes.io/zone': zone } }, spec: {} });
     await admin.patchStatus(RESOURCES.nodes, { name }, { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status' }] } }, 'strategic');
     await ciliumPod(name);
-    // Created as the channel's owner creates them (the controller does not create them yet).
+    // Created beforehand here, as an operator might; node-e below is left to the controller.
     const made = await admin.create(CONNWATCH_NODES, { metadata: { name, namespace: NS }, spec: {} });
     if (!made.ok) throw new Error(made.reason);
     if (name !== 'node-a') await agentWrites(name, status());
   }
+  // A node without its ConnwatchNode: the controller creates it (the create verb it holds).
+  await admin.create(RESOURCES.nodes, { metadata: { name: 'node-e', labels: { 'topology.kubernetes.io/zone': 'z2' } }, spec: {} });
+  await ciliumPod('node-e');
   // The test's DaemonSet: a deleted cilium pod comes back.
   daemonSet = startWatchLoop(admin, RESOURCES.pods, { namespace: 'kube-system', labelSelector: 'k8s-app=cilium', relistJitterMs: 0 }, async (e) => {
     if (e.type === 'deleted') await ciliumPod(e.object.spec!.nodeName!);
