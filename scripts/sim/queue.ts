@@ -150,16 +150,23 @@ export function rng(seed: number): () => number {
  * structuredClone.
  */
 export function plainClone<T>(value: T, real: typeof structuredClone): T {
-  const copy = (v: unknown): unknown => {
-    if (v === null || typeof v !== 'object') return v;
-    if (Array.isArray(v)) return v.map(copy);
-    const proto = Object.getPrototypeOf(v);
-    if (proto !== Object.prototype && proto !== null) return real(v);
-    const out: Record<string, unknown> = {};
-    for (const k in v as Record<string, unknown>) out[k] = copy((v as Record<string, unknown>)[k]);
+  return copyPlain(value, real) as T;
+}
+
+// Module-level (no closure per call: tsx's keepNames wraps every closure it creates in a defineProperty).
+function copyPlain(v: unknown, real: typeof structuredClone): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) {
+    const n = v.length;
+    const out = new Array<unknown>(n);
+    for (let i = 0; i < n; i++) out[i] = copyPlain(v[i], real);
     return out;
-  };
-  return copy(value) as T;
+  }
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return real(v);
+  const out: Record<string, unknown> = {};
+  for (const k in v as Record<string, unknown>) out[k] = copyPlain((v as Record<string, unknown>)[k], real);
+  return out;
 }
 
 /** Detector-state fields `step` only ever replaces, never changes in place: shared between copies, frozen so a change would throw. */
@@ -176,13 +183,19 @@ function isDetectorState(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && 'escalation' in value && 'probes' in value && 'config' in value && 'verdictKind' in value;
 }
 
-/** Installs plainClone as structuredClone for this process (the simulator only); returns the undo. */
-export function useFastClone(): () => void {
+/**
+ * Installs plainClone as structuredClone for this process (the simulator only); returns the undo.
+ * `freeze` (the tests) deep-freezes the shared fields so a step that changed one in place would
+ * throw; `npm run sim` shares them without the check (~7% of its time), which the tests vouch for.
+ */
+export function useFastClone(opts: { freeze?: boolean } = {}): () => void {
+  const freeze = opts.freeze ?? true;
+  const share = freeze ? deepFreeze : <T>(v: T): T => v;
   const real = globalThis.structuredClone;
   globalThis.structuredClone = ((value: unknown) => {
-    if (!isDetectorState(value)) return plainClone(value, real);
+    if (!isDetectorState(value)) return copyPlain(value, real);
     const out: Record<string, unknown> = {};
-    for (const k in value) out[k] = REPLACED_WHOLE.has(k) ? deepFreeze(value[k]) : plainClone(value[k], real);
+    for (const k in value) out[k] = REPLACED_WHOLE.has(k) ? share(value[k]) : copyPlain(value[k], real);
     return out;
   }) as typeof structuredClone;
   return () => {

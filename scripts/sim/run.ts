@@ -156,7 +156,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const only = ((values as Record<string, string | undefined>).only ?? '').split(',').filter(Boolean);
   const scenarios = only.length ? SCENARIOS.filter((s) => only.includes(s.name)) : SCENARIOS;
   process.stderr.write(`sim: ${a.nodes} nodes, ${a.zones} zones, Cilium restart ${a.restartMinS}–${a.restartMaxS} s, API ${a.apiLatencyMs} ms / ${a.apiCapacity} units/s (${a.apiBackground} background), re-list ${a.relistUnitsPerNode}/node, restore fixes ${a.restoreFixes * 100}%${Object.keys(a.controller).length ? `, controller ${JSON.stringify(a.controller)}` : ''}\n`);
-  useFastClone();
+  useFastClone({ freeze: false });
   const results: Result[] = [];
   const t0 = Date.now();
   for (const scenario of scenarios) {

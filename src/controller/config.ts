@@ -6,9 +6,9 @@ const share = (fallback: number, text: string) => z.number().min(0).max(100).def
 /** The restart budget, paced like a progressive rollout. */
 const restart = z
   .strictObject({
-    maxConcurrent: z.number().int().min(1).default(10).describe('At most this many Cilium restarts at once, fleet-wide (every not-ready cilium pod counts, whatever restarted it).'),
+    maxConcurrent: z.number().int().min(1).default(100).describe('At most this many Cilium restarts at once, fleet-wide (every not-ready cilium pod counts, whatever restarted it); maxPercent bounds smaller fleets, this bounds the API server load of the restarted agents\' re-lists.'),
     maxPercent: share(5, 'At most this share of nodes (%) restarting Cilium at once (rounded down, at least 1).'),
-    perZone: z.number().int().min(1).default(3).describe('At most this many Cilium restarts at once per zone (label topology.kubernetes.io/zone; nodes without it form one zone).'),
+    perZone: z.number().int().min(1).default(40).describe('At most this many Cilium restarts at once per zone (label topology.kubernetes.io/zone; nodes without it form one zone).'),
     canaries: z.number().int().min(1).max(2).default(1).describe('Width of the first wave: restarts allowed before any has verifiably fixed a node.'),
     widenFactor: z.number().min(1).max(10).default(2).describe('When a whole wave verifiably fixed its nodes, the width grows by this factor (up to maxConcurrent).'),
     successThreshold: z.number().min(0).max(1).default(0.8).describe('Halt fleet-wide (and page once) when the recent success rate of executed restarts falls below this.'),
@@ -32,6 +32,7 @@ const quarantine = z
     cordon: z.boolean().default(true).describe('Also cordon a quarantined node (only one that was schedulable; connwatch uncordons only what it cordoned).'),
     grantTtlMs: ms(300_000, 'A quarantine grant not executed within this long (ms) expires and is never used.'),
     healthyForMs: ms(300_000, "Un-quarantine once the node's agent has reported Healthy for this long (ms); an unknown verdict never counts."),
+    unrepairableAfterMs: ms(300_000, 'Quarantine (under the ceiling) a node that has asked for a Cilium restart this long (ms) while nobody can repair it: restarts halted fleet-wide by the ramp, or its restart attempts exhausted.'),
     drain: z
       .strictObject({
         enabled: z.boolean().default(false).describe('Drain quarantined nodes through the Eviction API (respects PodDisruptionBudgets); the drain moves traffic off the node.'),

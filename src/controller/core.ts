@@ -213,7 +213,8 @@ export class ControllerCore {
         continue;
       }
       if (request.rung === 'restartCilium' && !openGrant(grants, 'restartCilium')) restartCandidates.push(channel);
-      if (request.rung === 'quarantine' && !openGrant(grants, 'quarantine') && node && node.annotations[ANNOTATIONS.quarantine] === undefined) quarantineCandidates.push(channel);
+      const unquarantined = !openGrant(grants, 'quarantine') && node !== undefined && node.annotations[ANNOTATIONS.quarantine] === undefined;
+      if (unquarantined && (request.rung === 'quarantine' || this.#unrepairable(channel, grants, now))) quarantineCandidates.push(channel);
     }
 
     const bySince = (a: ChannelView, b: ChannelView) => (a.status!.request!.since < b.status!.request!.since ? -1 : a.status!.request!.since > b.status!.request!.since ? 1 : a.node < b.node ? -1 : 1);
@@ -275,6 +276,21 @@ export class ControllerCore {
     return out;
   }
 
+  /**
+   * A node that has asked for a Cilium restart for `quarantine.unrepairableAfterMs` while nobody can
+   * repair it — restarts halted fleet-wide by the ramp, or its attempts exhausted — is quarantined
+   * like one that asked for it: traffic must leave a node nobody can repair.
+   */
+  #unrepairable(channel: ChannelView, grants: readonly ChannelGrant[], now: number): boolean {
+    const request = channel.status!.request!;
+    if (request.rung !== 'restartCilium') return false;
+    const since = Date.parse(request.since);
+    if (!Number.isFinite(since) || now - since < this.cfg.quarantine.unrepairableAfterMs) return false;
+    if (!rampOpen(this.#ramp)) return true;
+    const last = lastGrant(grants, 'restartCilium');
+    return last !== undefined && since <= Date.parse(last.grantedAt) && (last.attempt ?? 1) >= this.cfg.restart.maxAttempts && last.outcome !== undefined && last.outcome.result !== 'verified';
+  }
+
   #grantsOf(channel: ChannelView): ChannelGrant[] {
     const grants = channel.spec.grants ?? [];
     const pending = this.#pending.get(channel.node);
@@ -324,6 +340,7 @@ export class ControllerCore {
   }
 
   #clearHolds(node: string): void {
+    if (this.#held.size === 0) return;
     for (const action of ['restartCilium', 'quarantine', 'drain'] as const) this.#held.delete(`${node}|${action}`);
   }
 

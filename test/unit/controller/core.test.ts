@@ -330,3 +330,54 @@ describe('controller core: budget invariants (property)', () => {
     );
   });
 });
+
+describe('controller core: quarantine of nodes nobody can repair', () => {
+  it('quarantines, under the ceiling, nodes that asked for a restart for unrepairableAfterMs while restarts are halted fleet-wide', () => {
+    const cfg = config({ restart: { maxPercent: 100, canaries: 1, haltTimeoutMs: 3_600_000 }, quarantine: { maxPercent: 30, unrepairableAfterMs: 120_000 } });
+    const f = new Fleet(10, 1, cfg);
+    const since = f.now;
+    for (const n of f.nodes.keys()) f.status(n, brokenStatus(f.now, 'restartCilium', since));
+    f.round();
+    const [canary] = f.openRestarts();
+    f.advance(1000);
+    f.podReady(canary!);
+    f.verify(canary!, false);
+    f.round();
+    expect(f.core.ramp.phase).toBe('halted');
+    const quarantined = () => [...f.nodes.values()].filter((n) => n.annotations[ANNOTATIONS.quarantine] !== undefined).map((n) => n.name);
+    // Not before the requests are unrepairableAfterMs old.
+    f.advance(60_000);
+    f.round();
+    expect(quarantined()).toEqual([]);
+    f.advance(60_000);
+    f.round();
+    // Oldest request first, never past the ceiling (30% of 10), never a restart meanwhile.
+    expect(quarantined()).toHaveLength(3);
+    expect(f.deleted).toEqual([canary]);
+    expect(f.log.some((c) => c.kind === 'hold' && c.action === 'quarantine' && /ceiling/.test(c.why))).toBe(true);
+    f.round();
+    expect(quarantined()).toHaveLength(3);
+  });
+
+  it('quarantines a node whose restart attempts are exhausted while it still asks for a restart; never while restarts can still help', () => {
+    const cfg = config({ restart: { maxAttempts: 1, minSamples: 100 }, quarantine: { unrepairableAfterMs: 120_000 } });
+    const f = new Fleet(2, 1, cfg, { phase: 'widening', width: 2, streak: 0, recent: [], halts: 0 });
+    const since = f.now;
+    f.status('node-0000', brokenStatus(f.now, 'restartCilium', since));
+    f.round();
+    expect(f.deleted).toEqual(['node-0000']);
+    f.podReady('node-0000');
+    f.advance(1000);
+    f.verify('node-0000', false);
+    f.round();
+    expect(f.core.ramp.phase).not.toBe('halted');
+    // node-0001 asks later and could still be restarted: it is restarted, not quarantined.
+    f.advance(60_000);
+    f.status('node-0001', brokenStatus(f.now - 200_000, 'restartCilium', f.now - 200_000));
+    f.advance(60_000);
+    f.round();
+    expect(f.nodes.get('node-0000')!.annotations[ANNOTATIONS.quarantine]).toBeDefined();
+    expect(f.nodes.get('node-0001')!.annotations[ANNOTATIONS.quarantine]).toBeUndefined();
+    expect(f.deleted).toEqual(['node-0000', 'node-0001']);
+  });
+});

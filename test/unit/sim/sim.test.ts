@@ -34,14 +34,16 @@ describe('npm run sim at 45 nodes', () => {
     for (const pod of api.pods.values()) expect(pod.ready).toBe(true);
   }, 60_000);
 
-  it('restarts that never work: restarts halt fleet-wide with a page, and stay within the budget', async () => {
+  it('restarts that never work: restarts halt fleet-wide with a page, stay within the budget, and the nodes nobody can repair are quarantined', async () => {
     const { result, violations } = await simulate(scenario('restarts-never-work'), small({ 'max-minutes': '12' }));
     expect(violations).toEqual([]);
     expect(result.halted).toBe(true);
     expect(result.page_keys).toContain('fleet/RemediationHalted');
     // Canaries, then one restart per probation after each halt timeout (10 min): a handful, never a wave.
     expect(result.restarts).toBeLessThanOrEqual(3);
-    expect(result.healed_s).toBeNull();
+    // While restarts are halted, every node still asking for one is quarantined after unrepairableAfterMs (under the ceiling).
+    expect(result.quarantined).toBe(result.broken - result.restore_fixed);
+    expect(result.healed_s).not.toBeNull();
   }, 60_000);
 
   it('shadow install: nothing acts — no pod deleted, no node marked — and nothing halts', async () => {
