@@ -36,7 +36,12 @@ function missingFrom(expected: DatapathItem[], actual: DatapathItem[]): string[]
 }
 
 function journal(a: LabAgent): JournalEntry[] {
-  return readFileSync(join(a.stateDir, 'actions.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as JournalEntry);
+  // Actions only: verdict changes are journalled too (`phase: "verdict"`), and are not actions.
+  return readFileSync(join(a.stateDir, 'actions.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as JournalEntry | { phase: 'verdict' })
+    .filter((e): e is JournalEntry => e.phase !== 'verdict');
 }
 
 async function setUp(profile: LabProfile, extraYaml: string[] = [], restoreYaml: string[] = []): Promise<{ lab: Lab; agent: LabAgent; before: DatapathItem[] }> {
