@@ -258,13 +258,17 @@ export class Executor {
       },
       log: d.log,
     });
-    this.#drains.delete(node);
     d.journal.append({ wallAt: d.clock.now(), phase: 'outcome', action: 'quarantine', decision: 'executed', summary: `drain ${node}`, outcome: ended.done ? { ok: true, detail: ended } : { ok: false, reason: ended.why, detail: ended } });
     d.metrics.remediations.inc({ action: 'drain', result: ended.done ? 'ok' : 'stopped' });
-    if (ended.done) {
-      const written = await d.client.patch(RESOURCES.nodes, { name: node }, { metadata: { annotations: { [ANNOTATIONS.drained]: this.#iso() } } }, 'merge');
-      if (written.ok) d.storeNode(written.value);
-      void this.#event(node, { type: 'Normal', reason: 'ConnwatchDrained', message: `connwatch drained the node (${ended.evicted} pod(s) evicted, ${ended.refusals} PodDisruptionBudget refusal(s) waited out)` });
+    try {
+      if (ended.done) {
+        const written = await d.client.patch(RESOURCES.nodes, { name: node }, { metadata: { annotations: { [ANNOTATIONS.drained]: this.#iso() } } }, 'merge');
+        if (written.ok) d.storeNode(written.value);
+        void this.#event(node, { type: 'Normal', reason: 'ConnwatchDrained', message: `connwatch drained the node (${ended.evicted} pod(s) evicted, ${ended.refusals} PodDisruptionBudget refusal(s) waited out)` });
+      }
+    } finally {
+      // Only once "drained" is in the cache: a round in between would otherwise start a second drain.
+      this.#drains.delete(node);
     }
   }
 
