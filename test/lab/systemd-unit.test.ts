@@ -19,7 +19,8 @@ describe.skipIf(unavailable !== undefined)(`connwatch.service under PID-1 system
 
   beforeAll(async () => {
     // The container gets connwatch as install.sh installs it from this checkout's build.
-    spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'ignore' });
+    // The same build npm test made (one bundle, files moved in one by one), never tsc's multi-module layout over it.
+    spawnSync('npm', ['run', '-s', 'build'], { stdio: 'ignore' });
     lab = await startSystemdLab({ connwatch: true, log: (line) => console.log(line) });
     console.log(`systemd lab ${lab.description.name}: ${JSON.stringify(lab.description.timings)}`);
     writeAgentConfig(lab, agentConfig({ restartCilium: 'on', staggerSeconds: STAGGER_SECONDS, minIntervalSeconds: MIN_INTERVAL_SECONDS }));
