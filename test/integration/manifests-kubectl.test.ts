@@ -85,11 +85,11 @@ for (const version of ['1.30', '1.33']) {
       expect(await ok('-n', 'connwatch', 'get', 'configmap', 'connwatch', '-o', 'jsonpath={.data.killSwitch}')).toBe('true');
     });
 
-    it("docs/kubernetes.md's one-ConnwatchNode-per-node snippet creates them, and kubectl get cwn shows them", async () => {
+    it("docs/kubernetes.md's by-hand ConnwatchNode snippet (no controller running) creates them, and kubectl get cwn shows them", async () => {
       const nodes = server.api.registry.find('', 'v1', 'nodes')!;
       for (const n of ['node-1', 'node-2']) server.api.create(nodes, undefined, { metadata: { name: n } });
       const doc = readFileSync(join(BASE, '../../docs/kubernetes.md'), 'utf8');
-      const snippet = doc.match(/\*\*Not yet automatic[\s\S]*?```sh\n([\s\S]*?)```/)![1]!;
+      const snippet = doc.match(/\*\*One ConnwatchNode per node\*\*[\s\S]*?```sh\n([\s\S]*?)```/)![1]!;
       await run('/bin/bash', ['-euo', 'pipefail', '-c', snippet], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, KUBECONFIG: server.kubeconfigPath, KUBECACHEDIR: join(dir, 'cache') }, timeout: 60_000 });
       expect(await ok('get', 'cwn', '-n', 'connwatch', '-o', 'name')).toBe('connwatchnode.connwatch.io/node-1\nconnwatchnode.connwatch.io/node-2\n');
     });
