@@ -124,10 +124,15 @@ describe.skipIf(unavailable !== undefined)(`the systemd1 signals from a real PID
   it("the container's dbus restarted → the watchers and the agent reconnect and hear the next restart", async () => {
     const agentBefore = await agentMetric(lab, 'connwatch_networkd_restarts_total');
     const from = rec.events.length;
+    const busRestartedAt = new Date(Date.now() - 1_000);
     await lab.systemctl('restart', 'dbus.service');
     await rec.waitFor((e) => e.kind === 'BusConnection' && !e.connected, 'the bus lost', 10_000, from);
     await rec.waitFor((e) => e.kind === 'BusConnection' && e.connected, 'the bus back', 20_000, from);
     await until(() => hub!.status().detail.includes('systemd1 subscribed'), () => `subscribed again (${hub!.status().detail})`, 20_000);
+    // The agent inside reconnects on its own backoff: a restart before it is back is only "networkd
+    // started before connwatch read its start time" to it (activity, not a counted restart).
+    await eventually(async () => ((await agentLogs(lab, busRestartedAt)).some((l) => l.msg === 'signals: connected to the system bus') ? true : undefined), 'the agent back on the bus', 30_000);
+    await new Promise((r) => setTimeout(r, 1_000));
     const next = rec.events.length;
     await lab.systemctl('restart', 'systemd-networkd.service');
     const heard = (await rec.waitFor((e) => e.kind === 'NetworkdRestarted', 'NetworkdRestarted after the bus restart', 10_000, next)) as Extract<SignalEvent, { kind: 'NetworkdRestarted' }>;
@@ -135,6 +140,12 @@ describe.skipIf(unavailable !== undefined)(`the systemd1 signals from a real PID
     await settle();
     expect(restarts(next)).toHaveLength(1);
     // The agent inside (its own reconnecting connection) counts it too.
-    await eventually(async () => (await agentMetric(lab, 'connwatch_networkd_restarts_total')) >= agentBefore + 1, 'the agent to count the restart after the bus restart', 20_000);
-  }, 60_000);
+    await eventually(async () => (await agentMetric(lab, 'connwatch_networkd_restarts_total')) >= agentBefore + 1, 'the agent to count the restart after the bus restart', 20_000).catch(async (err: unknown) => {
+      // What the agent and its unit did across the bus restart, so a failure can be read.
+      const unit = (await lab.exec(['systemctl', 'show', '-p', 'MainPID,NRestarts,ActiveState,SubState', 'connwatch.service'])).stdout.replace(/\n/g, ' ');
+      const logs = (await agentLogs(lab)).slice(-25).map((l) => `  ${String(l.msg).slice(0, 200)}`);
+      process.stderr.write(`agent before: ${agentBefore}; unit: ${unit}\nagent log (last 25):\n${logs.join('\n')}\n`);
+      throw err;
+    });
+  }, 90_000);
 });
