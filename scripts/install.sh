@@ -74,8 +74,13 @@ system_files() {
   if [ ! -e "$r/etc/connwatch/config.yaml" ]; then
     install -m 0640 "$here/systemd/config.yaml" "$r/etc/connwatch/config.yaml"
   fi
-  # The agent runs as `connwatch` and must read its config (mode kept: 0640 by default).
+  # The agent runs as `connwatch` and must read its config (mode kept: 0640 by default). In another
+  # root, by the group id that root's /etc/group gives (the host's names mean nothing there).
   if [ "$root" = / ] && getent group connwatch >/dev/null; then chgrp connwatch /etc/connwatch/config.yaml; fi
+  if [ "$root" != / ]; then
+    gid=$(awk -F: '$1 == "connwatch" { print $3 }' "$r/etc/group" 2>/dev/null || true)
+    if [ -n "$gid" ]; then chgrp "$gid" "$r/etc/connwatch/config.yaml"; fi
+  fi
 }
 
 case "$action" in
