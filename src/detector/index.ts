@@ -6,4 +6,4 @@ export { callsForReread, liftsHold, readNetworkd, type NetworkdReading } from '.
 export { incidentSnapshot, initialState, nodeState, verdictOf, type DetectorConfig, type DetectorState, type Episode, type Unrepaired } from './state.js';
 export { escalate, initialEscalation, noteGrants, type EscalationConfig, type EscalationView } from './escalation.js';
 export { initialProbeView, judgeRound, type ProbeJudgeConfig, type ProbeJudgement, type ProbeView } from './probes.js';
-export { step, type StepResult } from './step.js';
+export { START_WAIT_MS, step, type StepResult } from './step.js';

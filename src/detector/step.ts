@@ -537,8 +537,13 @@ function attempt(run: Run, e: Episode): void {
   });
 }
 
-/** How long a restore waits for networkd's start time (read from the process) before dating losses by the heard restart alone. */
-const START_WAIT_MS = 500;
+/**
+ * How long a restore waits for networkd's start time (read from the process) before dating losses by
+ * the heard restart alone. Only items lost before any sign of networkd wait (never the incident's own
+ * flush, which follows the restart's signals); the read is a bus call and a /proc read, which a loaded
+ * node can hold for over half a second, and going ahead without it restores an operator's removal.
+ */
+export const START_WAIT_MS = 2_000;
 
 /**
  * When a loss is networkd's only by activity heard after it, only the process's start time tells an

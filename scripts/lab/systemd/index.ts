@@ -116,6 +116,9 @@ export function listSystemdLabs(): string[] {
   }
 }
 
+/** How old an install of another build must be before it is removed from the cache. */
+const STALE_INSTALL_MS = 24 * 3_600_000;
+
 /** connwatch as install.sh lays it out, built once per (dist, units, install script, lock file) into the cache. */
 async function installedConnwatch(log: (line: string) => void): Promise<{ dir: string; ms: number }> {
   const started = Date.now();
@@ -135,14 +138,19 @@ async function installedConnwatch(log: (line: string) => void): Promise<{ dir: s
   try {
     await mustRun(['bash', join(REPO, 'scripts/install.sh'), '--root', tmp, '--prefix', '/opt/connwatch', '--no-enable'], { timeoutMs: 10 * 60_000, cwd: REPO });
     writeFileSync(join(tmp, '.complete'), '');
-    rmSync(dir, { recursive: true, force: true });
-    await mustRun(['mv', '-T', tmp, dir]);
+    // Another test file may have built the same install meanwhile, and its container runs from it:
+    // a complete one is never replaced (ours is discarded), an incomplete leftover is.
+    if (!existsSync(join(dir, '.complete'))) {
+      rmSync(dir, { recursive: true, force: true });
+      await mustRun(['mv', '-T', tmp, dir]);
+    }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+  // Older installs go, once no boot of this day can still run from them.
   for (const entry of readdirSync(cacheDir())) {
     const full = join(cacheDir(), entry);
-    if (entry.startsWith('connwatch-install-') && full !== dir && !entry.includes('.build-')) rmSync(full, { recursive: true, force: true });
+    if (entry.startsWith('connwatch-install-') && full !== dir && !entry.includes('.build-') && Date.now() - statSync(full).mtimeMs > STALE_INSTALL_MS) rmSync(full, { recursive: true, force: true });
   }
   return { dir, ms: Date.now() - started };
 }
@@ -292,7 +300,11 @@ class RunningSystemdLab implements SystemdLab {
 
   async systemctl(...args: string[]): Promise<string> {
     const r = await this.exec(['systemctl', '--no-pager', ...args], { timeoutMs: 60_000 });
-    if (r.code !== 0) throw new Error(`systemd lab: systemctl ${args.join(' ')} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+    if (r.code !== 0) {
+      const unit = args.find((a) => a.endsWith('.service'));
+      const journal = unit ? (await this.exec(['journalctl', '--no-pager', '-n', '40', '-u', unit])).stdout.trim() : '';
+      throw new Error(`systemd lab: systemctl ${args.join(' ')} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}${journal ? `\n${unit}'s journal:\n${journal}` : ''}`);
+    }
     return r.stdout;
   }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { callsForReread, incidentSnapshot, initialState, readNetworkd, step } from '../../../src/detector/index.js';
+import { callsForReread, incidentSnapshot, initialState, readNetworkd, START_WAIT_MS, step } from '../../../src/detector/index.js';
 import { itemKey } from '../../../src/datapath/items.js';
 import type { DetectorCommand, GateDecision, SignalEvent } from '../../../src/types.js';
 import { ALL, CONFIG, lookupLocal, missingItem, onLink, PLAN_ORDER, proxyRule, viaGw, World } from './world.js';
@@ -369,7 +369,7 @@ describe('attribution (issue 12)', () => {
     w.restart();
     w.remove(proxyRule);
     w.damage('netlink', { datedByLaterSignal: true });
-    w.advance(400);
+    w.advance(START_WAIT_MS - 100);
     expect(w.written).toEqual([]);
     w.advance(200);
     expect(w.written).toEqual([proxyRule]);
