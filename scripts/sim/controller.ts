@@ -334,18 +334,26 @@ export class SimSession {
       this.#eventCall();
       this.#drains.add(node);
       done();
-      // Beside the node's queue: list its pods, evict each (Eviction API), then record drained.
-      let left = podsPerNode;
-      const evict = () => {
+      // Beside the node's queue: list its pods, evict each (Eviction API), list again (none left), then record drained.
+      const aborted = () => api.nodes.get(node)?.annotations[ANNOTATIONS.quarantine] === undefined;
+      const finish = () => {
         if (!this.live()) return;
-        if (this.controls().killSwitch.active || api.nodes.get(node)?.annotations[ANNOTATIONS.quarantine] === undefined) return this.#drains.delete(node);
-        if (left-- > 0) return this.#call('create', 'pods/eviction', evict);
+        if (aborted()) return this.#drains.delete(node);
         this.#call('patch', 'nodes', () => {
           this.#drains.delete(node);
           api.setNode({ ...api.nodes.get(node)!, annotations: { ...api.nodes.get(node)!.annotations, [ANNOTATIONS.drained]: this.#iso() } });
           this.nodes.set(node, api.nodes.get(node)!);
           this.#eventCall();
         });
+      };
+      let left = podsPerNode;
+      const evict = () => {
+        if (!this.live()) return;
+        if (left-- <= 0) return podsPerNode > 0 ? this.#call('list', 'pods', finish) : finish();
+        // drainNode's stopWhy before every eviction: the kill switch and the operators' halt; an un-quarantine aborts it.
+        const controls = this.controls();
+        if (controls.killSwitch.active || controls.halt.active || aborted()) return this.#drains.delete(node);
+        this.#call('create', 'pods/eviction', evict);
       };
       this.#call('list', 'pods', evict);
     });
