@@ -94,7 +94,7 @@ export function zoneOf(index: number, zones: number): string {
 const UNFIXED = ['node-01', 'node-05', 'node-06', 'node-10', 'node-14', 'node-15', 'node-19'];
 
 export const SCENARIOS: Record<'allBroken' | 'restartsNeverWork', CrossScenario> = {
-  allBroken: { name: 'all-broken', nodes: 20, zones: 3, unfixed: UNFIXED, requestGapMs: 50, restartWorks: true, done: (r) => r.closed('verified') >= UNFIXED.length },
+  allBroken: { name: 'all-broken', nodes: 20, zones: 3, unfixed: UNFIXED, requestGapMs: 100, restartWorks: true, done: (r) => r.closed('verified') >= UNFIXED.length },
   // Requests 600 ms apart: each unrepairable node's quarantine is decided alone, so which one is drained does not depend on timing.
   restartsNeverWork: { name: 'restarts-never-work', nodes: 20, zones: 3, unfixed: UNFIXED, requestGapMs: 600, restartWorks: false, done: (r) => r.halts >= 2 && r.quarantineGrants.length >= 4 && r.drains.length >= 1 },
 };
