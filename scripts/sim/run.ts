@@ -2,6 +2,8 @@
  * `npm run sim [-- --nodes 10000 --zones 3 …]`: every scenario of issue 17 on the real controller
  * core, detector and LeaseLock, one JSON line each, then a table. See docs/sim.md.
  */
+import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Node, Pod } from 'kubernetes-types/core/v1.js';
 import { channelView, ciliumPodView, nodeView, type ConnwatchNode } from '../../src/controller/objects.js';
@@ -27,6 +29,7 @@ export const FLAGS = {
   drain: { default: 'true', help: 'controller.quarantine.drain.enabled (the controller default is false)' },
   set: { default: '', help: 'controller.* overrides, e.g. --set restart.maxConcurrent=100,restart.perZone=40' },
   only: { default: '', help: 'run only these scenarios (comma-separated names)' },
+  jobs: { default: '', help: 'scenarios run at once, each in its own process (default: the cores available; 1 runs them in this process)' },
   M: { default: '', help: 'shorthand for --set restart.perZone=M' },
 } as const;
 
@@ -156,16 +159,67 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const only = ((values as Record<string, string | undefined>).only ?? '').split(',').filter(Boolean);
   const scenarios = only.length ? SCENARIOS.filter((s) => only.includes(s.name)) : SCENARIOS;
   process.stderr.write(`sim: ${a.nodes} nodes, ${a.zones} zones, Cilium restart ${a.restartMinS}–${a.restartMaxS} s, API ${a.apiLatencyMs} ms / ${a.apiCapacity} units/s (${a.apiBackground} background), re-list ${a.relistUnitsPerNode}/node, restore fixes ${a.restoreFixes * 100}%${Object.keys(a.controller).length ? `, controller ${JSON.stringify(a.controller)}` : ''}\n`);
+  const jobs = Math.min(scenarios.length, Number((values as Record<string, string | undefined>).jobs || availableParallelism()));
+  const t0 = Date.now();
+  const results = jobs > 1 ? await inChildren(scenarios, argv, jobs) : await inThisProcess(scenarios, a);
+  process.stdout.write(`\n${table(results)}\n\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s wall${jobs > 1 ? `, ${jobs} scenarios at once` : ''}\n`);
+}
+
+async function inThisProcess(scenarios: Scenario[], a: Assumptions): Promise<Result[]> {
   useFastClone({ freeze: false });
   const results: Result[] = [];
-  const t0 = Date.now();
   for (const scenario of scenarios) {
     const { result, violations } = await simulate(scenario, a, controllerHeapMb);
     results.push(result);
     process.stdout.write(`${JSON.stringify(result)}\n`);
     for (const v of violations.slice(0, 5)) process.stderr.write(`sim: ${scenario.name}: BUDGET VIOLATION ${v}\n`);
   }
-  process.stdout.write(`\n${table(results)}\n\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s wall\n`);
+  return results;
+}
+
+/**
+ * Each scenario in its own process (this script again, `--only NAME --jobs 1`), `jobs` at a time:
+ * scenarios share nothing, and one process's heap and GC stay one scenario's. Lines are printed as
+ * each finishes; the table keeps the scenarios' order.
+ */
+async function inChildren(scenarios: Scenario[], argv: string[], jobs: number): Promise<Result[]> {
+  const rest = stripFlags(argv, ['only', 'jobs']);
+  const results = new Map<string, Result>();
+  const queue = [...scenarios];
+  const runOne = (scenario: Scenario): Promise<void> =>
+    new Promise((done, fail) => {
+      const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...rest, '--only', scenario.name, '--jobs', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      child.on('error', fail);
+      child.on('exit', (code) => {
+        const line = out.split('\n').find((l) => l.startsWith('{'));
+        if (code !== 0 || !line) return fail(new Error(`scenario ${scenario.name} exited ${code} without its result`));
+        const result = JSON.parse(line) as Result;
+        results.set(scenario.name, result);
+        process.stdout.write(`${line}\n`);
+        done();
+      });
+    });
+  const worker = async (): Promise<void> => {
+    for (let next = queue.shift(); next; next = queue.shift()) await runOne(next);
+  };
+  await Promise.all(Array.from({ length: jobs }, worker));
+  return scenarios.map((s) => results.get(s.name)!);
+}
+
+/** argv without the named flags (`--name value` and `--name=value`). */
+function stripFlags(argv: string[], names: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--([^=]+)(=.*)?$/.exec(argv[i]!);
+    if (m && names.includes(m[1]!)) {
+      if (m[2] === undefined) i++;
+      continue;
+    }
+    out.push(argv[i]!);
+  }
+  return out;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
