@@ -55,7 +55,7 @@ export const CONTROLLER: Record<string, unknown> = {
   quarantine: { unrepairableAfterMs: 2_500, healthyForMs: 600_000, grantTtlMs: 5_000, drain: { enabled: true, retryMs: 300 } },
 };
 
-/** Merges dotted-path-free overrides into CONTROLLER (one level of nesting is enough here). */
+/** CONTROLLER with some of a section's values replaced (the sanity check feeds one side a different configuration). */
 export function controllerInput(overrides: Record<string, Record<string, unknown>> = {}): Record<string, unknown> {
   const out: Record<string, unknown> = { ...CONTROLLER };
   for (const [section, values] of Object.entries(overrides)) out[section] = { ...(CONTROLLER[section] as Record<string, unknown>), ...values };
