@@ -9,9 +9,12 @@
  *  - restart → all back: from the restart command to the re-read showing every item back.
  *  - verdict: networkd's new bus owner → the agent's first verdict that is not Healthy;
  * then (issue 21) the pod path blackholed with no signal, probe failures under noise, the agent's
- * and the beacon's footprint (scripts/bench/footprint.ts), and what users run today as models.
+ * and the beacon's footprint (scripts/bench/footprint.ts), what users run today as models, and
+ * (scripts/bench/kube.ts) the repair by a controller-granted Cilium restart and the Kubernetes
+ * agent's API request rate at steady state.
  * One JSON line per figure ({"bench", "unit", "n", "p50", "p95", "max"} or "value"), then a table.
- * Usage: npm run bench [-- --runs N] [--blackhole-runs N] [--noise-seconds S] [--only restart,blackhole,noise,footprint,baselines]
+ * Usage: npm run bench [-- --runs N] [--blackhole-runs N] [--noise-seconds S] [--repair-runs N] [--api-seconds S]
+ *                      [--only restart,blackhole,noise,footprint,baselines,kube]
  * docs/bench.md says what each figure means.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,11 +26,12 @@ import { startLab } from '../lab/index.js';
 import type { LabProfile } from '../lab/types.js';
 import { followJsonLines, probeOutages, type JsonLine } from '../demo/follow.js';
 import { distribution, emit, table } from './figures.js';
+import { benchKube } from './kube.js';
 import { benchBaselines, benchBlackhole, benchFootprint, benchNoise } from './sections.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const { values } = parseArgs({
-  options: { runs: { type: 'string', default: '20' }, 'blackhole-runs': { type: 'string', default: '10' }, 'noise-seconds': { type: 'string', default: '300' }, only: { type: 'string', default: 'restart,blackhole,noise,footprint,baselines' } },
+  options: { runs: { type: 'string', default: '20' }, 'blackhole-runs': { type: 'string', default: '10' }, 'noise-seconds': { type: 'string', default: '300' }, 'repair-runs': { type: 'string', default: '5' }, 'api-seconds': { type: 'string', default: '60' }, only: { type: 'string', default: 'restart,blackhole,noise,footprint,baselines,kube' } },
 });
 const RUNS = Number(values.runs);
 const ONLY = new Set(values.only.split(','));
@@ -134,7 +138,6 @@ if (ONLY.has('blackhole')) await benchBlackhole(Number(values['blackhole-runs'])
 if (ONLY.has('noise')) await benchNoise(Number(values['noise-seconds']));
 if (ONLY.has('footprint')) await benchFootprint();
 if (ONLY.has('baselines')) benchBaselines();
-emit({ bench: 'repair_by_cilium_restart', unit: 'ms', value: null, note: 'not yet measured (needs the controller / Kubernetes agent in the lab)' });
-emit({ bench: 'api_requests_per_node_minute', unit: 'requests', value: null, note: 'not yet measured here (needs the Kubernetes agent against the test API server; docs/kube-client.md measured 0.77)' });
+if (ONLY.has('kube')) await benchKube({ repairRuns: Number(values['repair-runs']), apiSeconds: Number(values['api-seconds']) });
 emit({ bench: 'controller_heap_mb', unit: 'MB', value: null, note: 'not yet measured (needs the controller simulation)' });
 console.log(`\n${table()}`);
