@@ -99,11 +99,9 @@ describe.skipIf(!capable)('Kubernetes mode in the lab: the restore with the API 
 
     // startLabAgent writes `mode: baremetal`; the environment overrides it (file < env), and the
     // downward API's NODE_NAME names the node as the helper's `node: lab-node` does.
-    const saved = { mode: process.env.CONNWATCH_MODE, node: process.env.NODE_NAME };
-    process.env.CONNWATCH_MODE = 'kubernetes';
-    process.env.NODE_NAME = NODE;
-    try {
-      agent = await startLabAgent(lab, [
+    agent = await startLabAgent(
+      lab,
+      [
         'kube:',
         `  kubeconfig: ${kubeconfig}`,
         '  endpoints: [{ url: "https://10.77.0.3:6443", serverName: localhost }, { url: "https://10.77.0.2:6443", serverName: localhost }]',
@@ -112,13 +110,10 @@ describe.skipIf(!capable)('Kubernetes mode in the lab: the restore with the API 
         '  requestTimeoutMs: 5000',
         '  unreachableAfterMs: 2000',
         '  agent: { jitterMs: 200 }',
-      ]);
-    } finally {
-      if (saved.mode === undefined) delete process.env.CONNWATCH_MODE;
-      else process.env.CONNWATCH_MODE = saved.mode;
-      if (saved.node === undefined) delete process.env.NODE_NAME;
-      else process.env.NODE_NAME = saved.node;
-    }
+      ],
+      [],
+      { env: { CONNWATCH_MODE: 'kubernetes', NODE_NAME: NODE } },
+    );
     const cwn = () => server!.api.get(server!.api.registry.find('connwatch.io', 'v1alpha1', 'connwatchnodes')!, NAMESPACE, NODE) as ConnwatchNode;
     // Reached over the second endpoint, after the first timed out: the status is written, kubelet Ready read.
     await waitFor('the first status write', () => (cwn().status?.kubeletReady === 'True' && cwn().status?.verdict.kind === 'Healthy' ? true : undefined), 20_000);

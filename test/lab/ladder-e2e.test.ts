@@ -141,11 +141,9 @@ describe.skipIf(!capable)('the ladder end to end: agent in Kubernetes mode, the 
     lab = await startLab({ profile: 'cilium-1.14' });
     relay = await startLabRelay(lab, server, dir);
     const kubeconfigPath = await agentKubeconfig(server, NODE, join(dir, 'agent.kubeconfig'));
-    const saved = { mode: process.env.CONNWATCH_MODE, node: process.env.NODE_NAME };
-    process.env.CONNWATCH_MODE = 'kubernetes';
-    process.env.NODE_NAME = NODE;
-    try {
-      agent = await startLabAgent(lab, [
+    agent = await startLabAgent(
+      lab,
+      [
         'kube:',
         `  kubeconfig: ${kubeconfigPath}`,
         '  endpoints: [{ url: "https://10.77.0.2:6443", serverName: localhost }]',
@@ -157,13 +155,10 @@ describe.skipIf(!capable)('the ladder end to end: agent in Kubernetes mode, the 
         '  recoverRounds: 2',
         '  cilium: { settleSeconds: 2 }',
         'ladder: { requestAfterSeconds: 2, verifySeconds: 12, restartAttempts: 1 }',
-      ]);
-    } finally {
-      if (saved.mode === undefined) delete process.env.CONNWATCH_MODE;
-      else process.env.CONNWATCH_MODE = saved.mode;
-      if (saved.node === undefined) delete process.env.NODE_NAME;
-      else process.env.NODE_NAME = saved.node;
-    }
+      ],
+      [],
+      { env: { CONNWATCH_MODE: 'kubernetes', NODE_NAME: NODE } },
+    );
     await until('the agent Healthy on its ConnwatchNode', async () => (await verdictOf()) === 'Healthy', 30_000);
     // Probe targets count only once they have answered: wait for a round in which they did.
     await until('every probe target answered once', async () => {

@@ -35,6 +35,8 @@ export interface LabAgentOptions {
   dir?: string;
   /** Wait for the first learning step ("baseline changed") before returning (default true; an agent started on a saved baseline may learn nothing). */
   awaitLearning?: boolean;
+  /** Added to the agent's environment (e.g. CONNWATCH_MODE and NODE_NAME: the environment overrides the file's `mode: baremetal`). */
+  env?: Record<string, string>;
 }
 
 /**
@@ -47,7 +49,7 @@ export async function startLabAgent(lab: Lab, extraYaml: string[] = [], restoreY
   const config = join(dir, 'connwatch.yaml');
   const verifyStable = restoreYaml.some((line) => /^verifyStableMs:/.test(line.trim())) ? [] : ['  verifyStableMs: 500'];
   writeFileSync(config, ['mode: baremetal', 'node: lab-node', `stateDir: ${stateDir}`, 'cilium:', `  socketPath: ${lab.description.cilium.labSocket}`, 'datapath:', '  learn: { quietMs: 0 }', 'restore:', ...verifyStable, ...restoreYaml.map((line) => `  ${line}`), ...extraYaml, ''].join('\n'));
-  const child = lab.spawn('node', [process.execPath, AGENT_CLI, 'run', '--config', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = lab.spawn('node', [process.execPath, AGENT_CLI, 'run', '--config', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], ...(options.env ? { env: options.env } : {}) });
   const logs = followJsonLines(child.stdout!);
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const waitForMsg = (prefix: string, since: number, timeoutMs = 15_000) =>
