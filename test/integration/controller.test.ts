@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Node, Pod } from 'kubernetes-types/core/v1.js';
+import type { Node } from 'kubernetes-types/core/v1.js';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -29,7 +29,8 @@ import { startWatchLoop, type WatchLoop } from '../../src/kube/watch-loop.js';
 import { Gate } from '../../src/remediation/gate.js';
 import { FileJournal } from '../../src/remediation/journal.js';
 import { StatusBoard } from '../../src/telemetry/status.js';
-import type { Alert, ChannelStatus, Clock, Rung } from '../../src/types.js';
+import { agentWrites, broken, newCiliumPod, status } from '../support/channel.js';
+import type { Alert, Clock } from '../../src/types.js';
 
 const run = promisify(execFile);
 const clock: Clock = { now: () => Date.now(), monotonic: () => performance.now() };
@@ -68,39 +69,6 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
   }
 }
 
-let podSeq = 0;
-async function createCiliumPod(node: string): Promise<Pod> {
-  const created = await admin.create(RESOURCES.pods, {
-    metadata: { name: `cilium-${node}-${++podSeq}`, namespace: 'kube-system', labels: { 'k8s-app': 'cilium', 'controller-revision-hash': 'r1' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'cilium', uid: 'ds-uid', controller: true }] },
-    spec: { nodeName: node, containers: [{ name: 'cilium-agent', image: 'cilium' }] },
-  });
-  if (!created.ok) throw new Error(created.reason);
-  const ready = await admin.patchStatus(RESOURCES.pods, { namespace: 'kube-system', name: created.value.metadata!.name! }, { status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }], containerStatuses: [{ name: 'cilium-agent', ready: true, restartCount: 0, image: 'cilium', imageID: '', state: { running: {} } }] } }, 'merge');
-  if (!ready.ok) throw new Error(ready.reason);
-  return ready.value;
-}
-
-function status(extra: Partial<ChannelStatus> = {}): ChannelStatus {
-  const now = new Date().toISOString();
-  return { state: 'Healthy', verdict: { kind: 'Healthy', reasons: [], since: now }, evidence: { failingProbes: [], missing: [] }, apiServer: 'reachable', kubeletReady: 'True', heartbeatAt: now, agentVersion: 'test', ...extra };
-}
-
-function broken(rung: Rung | undefined): ChannelStatus {
-  const now = new Date().toISOString();
-  return status({
-    state: 'Broken',
-    verdict: { kind: 'ReadyButNoPodNetwork', reasons: ['pod paths fail, no CNI item missing'], since: now },
-    evidence: { failingProbes: ['peer node-x'], missing: [] },
-    ...(rung ? { request: { rung, reason: 'the restore did not fix it', since: now, verdict: 'ReadyButNoPodNetwork' } } : {}),
-  });
-}
-
-async function agentWrites(node: string, s: ChannelStatus): Promise<void> {
-  // The agent replaces its half whole: what it no longer says is removed (null in a merge patch).
-  const written = await admin.patchStatus(CONNWATCH_NODES, { namespace: NS, name: node }, { status: { request: null, verified: null, lastRestore: null, ...s } }, 'merge');
-  if (!written.ok) throw new Error(written.reason);
-}
-
 async function cwn(node: string): Promise<ConnwatchNode> {
   const got = await admin.get(CONNWATCH_NODES, { namespace: NS, name: node });
   if (!got.ok) throw new Error(got.reason);
@@ -117,10 +85,10 @@ async function addNode(name: string, zone: string, extra: Partial<Node['spec']> 
   const made = await admin.create(RESOURCES.nodes, { metadata: { name, labels: { 'topology.kubernetes.io/zone': zone } }, spec: { ...extra } });
   if (!made.ok) throw new Error(made.reason);
   await admin.patchStatus(RESOURCES.nodes, { name }, { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status' }] } }, 'strategic');
-  await createCiliumPod(name);
+  await newCiliumPod(admin, name);
   const obj = await admin.create(CONNWATCH_NODES, { metadata: { name, namespace: NS }, spec: {} });
   if (!obj.ok) throw new Error(obj.reason);
-  await agentWrites(name, status());
+  await agentWrites(admin, NS, name, status());
 }
 
 const alerts: { raised: Alert['id'][]; resolved: string[] } = { raised: [], resolved: [] };
@@ -191,7 +159,7 @@ beforeAll(async () => {
     if (e.type !== 'deleted') return;
     const n = e.object.spec!.nodeName!;
     recreated.set(n, (recreated.get(n) ?? 0) + 1);
-    await createCiliumPod(n);
+    await newCiliumPod(admin, n);
   });
   for (const [name, zone] of [['node-a', 'z1'], ['node-b', 'z1'], ['node-c', 'z2'], ['node-d', 'z2']] as const) await addNode(name, zone);
 }, 60_000);
@@ -208,12 +176,12 @@ describe('connwatch controller against the test API server', () => {
   afterEach(stopAll);
   it('shadow mode: grants "would have", deletes nothing, quarantines nothing, trips no halt', async () => {
     startController('shadow-1', {}, { restartCilium: 'shadow', quarantine: 'shadow' });
-    await agentWrites('node-a', broken('restartCilium'));
-    await agentWrites('node-b', broken('quarantine'));
+    await agentWrites(admin, NS, 'node-a', broken('restartCilium'));
+    await agentWrites(admin, NS, 'node-b', broken('quarantine'));
     const grant = await until('a shadow grant', async () => (await cwn('node-a')).spec?.grants?.[0]);
     expect(grant).toMatchObject({ rung: 'restartCilium', shadow: true });
     await until('a shadow quarantine grant', async () => (await cwn('node-b')).spec?.grants?.[0]?.shadow);
-    await agentWrites('node-a', { ...broken('restartCilium'), verified: { grant: grant.id, ok: false, at: new Date().toISOString(), detail: 'still broken' } });
+    await agentWrites(admin, NS, 'node-a', { ...broken('restartCilium'), verified: { grant: grant.id, ok: false, at: new Date().toISOString(), detail: 'still broken' } });
     await until('the shadow grant closed (or replaced by the next "would have")', async () => {
       const g = (await cwn('node-a')).spec?.grants?.[0];
       return g && (g.id !== grant.id || g.outcome);
@@ -224,7 +192,7 @@ describe('connwatch controller against the test API server', () => {
     const events = await kubectl('get', 'events', '--field-selector', 'involvedObject.name=node-a', '-o', 'name');
     expect(events.trim()).not.toBe('');
     await stopAll();
-    for (const n of ['node-a', 'node-b']) await agentWrites(n, status());
+    for (const n of ['node-a', 'node-b']) await agentWrites(admin, NS, n, status());
     for (const n of ['node-a', 'node-b']) await admin.patch(CONNWATCH_NODES, { namespace: NS, name: n }, { spec: { grants: [] } }, 'merge');
   }, 30_000);
 
@@ -232,7 +200,7 @@ describe('connwatch controller against the test API server', () => {
     startController('on-1');
     const before = (await admin.listAll(RESOURCES.pods, { namespace: 'kube-system', fieldSelector: 'spec.nodeName=node-a' })).ok;
     expect(before).toBe(true);
-    await agentWrites('node-a', broken('restartCilium'));
+    await agentWrites(admin, NS, 'node-a', broken('restartCilium'));
     const grant = await until('an executed grant', async () => {
       const g = (await cwn('node-a')).spec?.grants?.find((x) => x.rung === 'restartCilium');
       return g?.executed ? g : undefined;
@@ -240,7 +208,7 @@ describe('connwatch controller against the test API server', () => {
     expect(grant).toMatchObject({ shadow: false, attempt: 1 });
     expect(grant.pod?.uid).toBeTruthy();
     await until('the DaemonSet recreated it', async () => recreated.get('node-a') === 1);
-    await agentWrites('node-a', { ...status(), verified: { grant: grant.id, ok: true, at: new Date().toISOString(), detail: 'new pod Ready, health OK, probes green' } });
+    await agentWrites(admin, NS, 'node-a', { ...status(), verified: { grant: grant.id, ok: true, at: new Date().toISOString(), detail: 'new pod Ready, health OK, probes green' } });
     const closed = await until('verified', async () => (await cwn('node-a')).spec?.grants?.find((x) => x.id === grant.id)?.outcome);
     expect(closed.result).toBe('verified');
     expect(recreated.get('node-a')).toBe(1);
@@ -257,8 +225,8 @@ describe('connwatch controller against the test API server', () => {
     const pdbs = defineResource({ group: 'policy', version: 'v1', plural: 'poddisruptionbudgets', kind: 'PodDisruptionBudget', namespaced: true });
     await admin.create(pdbs, { metadata: { name: 'web', namespace: 'default' }, spec: { minAvailable: 1, selector: { matchLabels: { app: 'web' } } } } as never);
 
-    await agentWrites('node-c', broken('quarantine'));
-    await agentWrites('node-d', broken('quarantine'));
+    await agentWrites(admin, NS, 'node-c', broken('quarantine'));
+    await agentWrites(admin, NS, 'node-d', broken('quarantine'));
     await until('node-c quarantined', async () => {
       const n = await node('node-c');
       return n.spec?.taints?.some((t) => t.key === QUARANTINE_TAINT) && n.status?.conditions?.some((c) => c.type === 'PodNetworkUnavailable' && c.status === 'True') && n.metadata?.annotations?.[ANNOTATIONS.drain];
@@ -283,7 +251,7 @@ describe('connwatch controller against the test API server', () => {
     expect(d.metadata?.annotations?.[ANNOTATIONS.quarantine]).toBeUndefined();
 
     // Recovery: sustained health removes exactly connwatch's marks.
-    await agentWrites('node-c', status({ verdict: { kind: 'Healthy', reasons: [], since: new Date(Date.now() - 2_000).toISOString() } }));
+    await agentWrites(admin, NS, 'node-c', status({ verdict: { kind: 'Healthy', reasons: [], since: new Date(Date.now() - 2_000).toISOString() } }));
     // Released: the annotation, the taint and the condition are separate writes; wait for the last.
     const c = await until('node-c released', async () => {
       const n = await node('node-c');
@@ -294,7 +262,7 @@ describe('connwatch controller against the test API server', () => {
     expect(c.spec?.unschedulable ?? false).toBe(false);
     expect(c.status?.conditions?.find((x) => x.type === 'PodNetworkUnavailable')).toMatchObject({ status: 'False', reason: 'PodNetworkRecovered' });
     expect((await node('node-d')).spec?.unschedulable).toBe(true);
-    await agentWrites('node-d', status());
+    await agentWrites(admin, NS, 'node-d', status());
     await stopAll();
   }, 45_000);
 
@@ -303,7 +271,7 @@ describe('connwatch controller against the test API server', () => {
     await until('kill-1 leads', async () => first.controller.isLeader());
     startController('kill-2');
     const fault = server.faults.add({ method: 'DELETE', path: '/api/v1/namespaces/kube-system/pods/*', kind: 'hang' });
-    await agentWrites('node-b', broken('restartCilium'));
+    await agentWrites(admin, NS, 'node-b', broken('restartCilium'));
     const grant = await until('the grant written', async () => (await cwn('node-b')).spec?.grants?.find((g) => g.rung === 'restartCilium' && !g.outcome));
     expect(grant.executed).toBeUndefined();
     await new Promise((r) => setTimeout(r, 200));
@@ -317,7 +285,7 @@ describe('connwatch controller against the test API server', () => {
     await until('recreated once', async () => recreated.get('node-b') === 1);
     await new Promise((r) => setTimeout(r, 800));
     expect(recreated.get('node-b')).toBe(1);
-    await agentWrites('node-b', { ...status(), verified: { grant: grant.id, ok: true, at: new Date().toISOString(), detail: 'fixed' } });
+    await agentWrites(admin, NS, 'node-b', { ...status(), verified: { grant: grant.id, ok: true, at: new Date().toISOString(), detail: 'fixed' } });
     await until('verified', async () => (await cwn('node-b')).spec?.grants?.find((g) => g.id === grant.id)?.outcome?.result === 'verified');
     await stopAll();
   }, 30_000);
@@ -327,7 +295,7 @@ describe('connwatch controller against the test API server', () => {
     await until('killq-1 leads', async () => first.controller.isLeader());
     startController('killq-2', { quarantine: { healthyForMs: 60_000 } });
     const fault = server.faults.add({ method: 'PATCH', path: '/api/v1/nodes/node-a/status', kind: 'hang' });
-    await agentWrites('node-a', broken('quarantine'));
+    await agentWrites(admin, NS, 'node-a', broken('quarantine'));
     await until('tainted, no condition yet', async () => (await node('node-a')).spec?.taints?.some((t) => t.key === QUARANTINE_TAINT));
     await first.client.close();
     server.faults.remove(fault);
@@ -344,7 +312,7 @@ describe('connwatch controller against the test API server', () => {
     startController('ks-1', { quarantine: { healthyForMs: 60_000 } });
     await admin.create(RESOURCES.configmaps, { metadata: { name: 'connwatch', namespace: NS }, data: { killSwitch: 'true' } });
     await new Promise((r) => setTimeout(r, 1_000));
-    await agentWrites('node-c', broken('restartCilium'));
+    await agentWrites(admin, NS, 'node-c', broken('restartCilium'));
     await new Promise((r) => setTimeout(r, 1_500));
     expect((await cwn('node-c')).spec?.grants?.some((g) => g.rung === 'restartCilium' && !g.outcome) ?? false).toBe(false);
     expect(recreated.get('node-c')).toBeUndefined();

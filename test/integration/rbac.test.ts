@@ -19,7 +19,6 @@ import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Pod } from 'kubernetes-types/core/v1.js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,7 +40,8 @@ import { startWatchLoop, type WatchLoop } from '../../src/kube/watch-loop.js';
 import { Gate } from '../../src/remediation/gate.js';
 import { FileJournal } from '../../src/remediation/journal.js';
 import { StatusBoard } from '../../src/telemetry/status.js';
-import type { ChannelStatus, Clock, KubeletReady, Rung, Verdict } from '../../src/types.js';
+import { agentWrites, broken, newCiliumPod, status } from '../support/channel.js';
+import type { Clock, KubeletReady, Verdict } from '../../src/types.js';
 import { BASE, RESOURCE_OF, evaluatePolicies, kustomize, saUser, type Admission, type K8sObject } from '../unit/deploy/support.js';
 
 const run = promisify(execFile);
@@ -82,34 +82,6 @@ async function kubectl(...args: string[]): Promise<string> {
   return r.stdout;
 }
 
-let podSeq = 0;
-async function ciliumPod(node: string): Promise<Pod> {
-  const created = await admin.create(RESOURCES.pods, {
-    metadata: { name: `cilium-${node}-${++podSeq}`, namespace: 'kube-system', labels: { 'k8s-app': 'cilium', 'controller-revision-hash': 'r1' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'cilium', uid: 'ds-uid', controller: true }] },
-    spec: { nodeName: node, containers: [{ name: 'cilium-agent', image: 'cilium' }] },
-  });
-  if (!created.ok) throw new Error(created.reason);
-  const ready = await admin.patchStatus(RESOURCES.pods, { namespace: 'kube-system', name: created.value.metadata!.name! }, { status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }], containerStatuses: [{ name: 'cilium-agent', ready: true, restartCount: 0, image: 'cilium', imageID: '', state: { running: {} } }] } }, 'merge');
-  if (!ready.ok) throw new Error(ready.reason);
-  return ready.value;
-}
-
-function status(extra: Partial<ChannelStatus> = {}): ChannelStatus {
-  const now = new Date().toISOString();
-  return { state: 'Healthy', verdict: { kind: 'Healthy', reasons: [], since: now }, evidence: { failingProbes: [], missing: [] }, apiServer: 'reachable', kubeletReady: 'True', heartbeatAt: now, agentVersion: 'test', ...extra };
-}
-
-function broken(rung: Rung): ChannelStatus {
-  const now = new Date().toISOString();
-  return status({ state: 'Broken', verdict: { kind: 'ReadyButNoPodNetwork', reasons: ['pod paths fail'], since: now }, evidence: { failingProbes: ['peer x'], missing: [] }, request: { rung, reason: 'the restore did not fix it', since: now, verdict: 'ReadyButNoPodNetwork' } });
-}
-
-/** The agent's half of the channel for the nodes the controller scenarios use (written by the admin: only the controller is under test there). */
-async function agentWrites(node: string, s: ChannelStatus): Promise<void> {
-  const w = await admin.patchStatus(CONNWATCH_NODES, { namespace: NS, name: node }, { status: { request: null, verified: null, lastRestore: null, ...s } }, 'merge');
-  if (!w.ok) throw new Error(w.reason);
-}
-
 async function cwn(node: string): Promise<ConnwatchNode> {
   const got = await admin.get(CONNWATCH_NODES, { namespace: NS, name: node });
   if (!got.ok) throw new Error(got.reason);
@@ -142,18 +114,18 @@ beforeAll(async () => {
   for (const [name, zone] of Object.entries(zones)) {
     await admin.create(RESOURCES.nodes, { metadata: { name, labels: { 'topology.kubernetes.io/zone': zone } }, spec: {} });
     await admin.patchStatus(RESOURCES.nodes, { name }, { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status' }] } }, 'strategic');
-    await ciliumPod(name);
+    await newCiliumPod(admin, name);
     // Created beforehand here, as an operator might; node-e below is left to the controller.
     const made = await admin.create(CONNWATCH_NODES, { metadata: { name, namespace: NS }, spec: {} });
     if (!made.ok) throw new Error(made.reason);
-    if (name !== 'node-a') await agentWrites(name, status());
+    if (name !== 'node-a') await agentWrites(admin, NS, name, status());
   }
   // A node without its ConnwatchNode: the controller creates it (the create verb it holds).
   await admin.create(RESOURCES.nodes, { metadata: { name: 'node-e', labels: { 'topology.kubernetes.io/zone': 'z2' } }, spec: {} });
-  await ciliumPod('node-e');
+  await newCiliumPod(admin, 'node-e');
   // The test's DaemonSet: a deleted cilium pod comes back.
   daemonSet = startWatchLoop(admin, RESOURCES.pods, { namespace: 'kube-system', labelSelector: 'k8s-app=cilium', relistJitterMs: 0 }, async (e) => {
-    if (e.type === 'deleted') await ciliumPod(e.object.spec!.nodeName!);
+    if (e.type === 'deleted') await newCiliumPod(admin, e.object.spec!.nodeName!);
   });
   server.calls.enabled = true;
 }, 120_000);
@@ -200,7 +172,7 @@ describe('RBAC derived from the calls the code makes (issue 19)', () => {
       await agent.stop();
     }
     // The controller scenarios below play node-a's agent with the admin's writes.
-    await agentWrites('node-a', status());
+    await agentWrites(admin, NS, 'node-a', status());
     expect(recorded(AGENT).length).toBeGreaterThan(0);
   }, 60_000);
 
@@ -209,10 +181,10 @@ describe('RBAC derived from the calls the code makes (issue 19)', () => {
     const c1 = startController(await clientFor(token, 'controller-1'), 'controller-1', { restartCilium: 'shadow', quarantine: 'shadow' });
     await until('a leader', () => c1.isLeader());
     // Shadow: "would have" grants, Events, nothing executed.
-    await agentWrites('node-b', broken('restartCilium'));
+    await agentWrites(admin, NS, 'node-b', broken('restartCilium'));
     await until('a shadow grant', async () => (await cwn('node-b')).spec?.grants?.some((g) => g.shadow));
     await new Promise((r) => setTimeout(r, 500));
-    await agentWrites('node-b', status());
+    await agentWrites(admin, NS, 'node-b', status());
     await c1.stop();
 
     // For real, with a standby beside the leader.
@@ -220,9 +192,9 @@ describe('RBAC derived from the calls the code makes (issue 19)', () => {
     const c3 = startController(await clientFor(token, 'controller-3'), 'controller-3', { restartCilium: 'on', quarantine: 'on' });
     try {
       await until('a leader', () => c2.isLeader() || c3.isLeader());
-      await agentWrites('node-d', broken('restartCilium'));
+      await agentWrites(admin, NS, 'node-d', broken('restartCilium'));
       const grant = await until('an executed restart', async () => (await cwn('node-d')).spec?.grants?.find((g) => g.rung === 'restartCilium' && !g.shadow && g.executed));
-      await agentWrites('node-d', { ...status(), verified: { grant: grant.id, ok: true, at: new Date().toISOString(), detail: 'fixed' } });
+      await agentWrites(admin, NS, 'node-d', { ...status(), verified: { grant: grant.id, ok: true, at: new Date().toISOString(), detail: 'fixed' } });
       await until('verified', async () => (await cwn('node-d')).spec?.grants?.find((g) => g.id === grant.id)?.outcome);
 
       // Quarantine with a drain: a workload pod, first held by its budget.
@@ -230,7 +202,7 @@ describe('RBAC derived from the calls the code makes (issue 19)', () => {
       await admin.patchStatus(RESOURCES.pods, { namespace: 'default', name: 'web-1' }, { status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } }, 'merge');
       const pdbs = defineResource({ group: 'policy', version: 'v1', plural: 'poddisruptionbudgets', kind: 'PodDisruptionBudget', namespaced: true });
       await admin.create(pdbs, { metadata: { name: 'web', namespace: 'default' }, spec: { minAvailable: 1, selector: { matchLabels: { app: 'web' } } } } as never);
-      await agentWrites('node-c', broken('quarantine'));
+      await agentWrites(admin, NS, 'node-c', broken('quarantine'));
       await until('quarantined', async () => {
         const n = await admin.get(RESOURCES.nodes, { name: 'node-c' });
         return n.ok && n.value.spec?.taints?.some((t) => t.key === QUARANTINE_TAINT) && n.value.status?.conditions?.some((x) => x.type === 'PodNetworkUnavailable' && x.status === 'True') && n.value.metadata?.annotations?.[ANNOTATIONS.drain];
@@ -241,19 +213,19 @@ describe('RBAC derived from the calls the code makes (issue 19)', () => {
         const n = await admin.get(RESOURCES.nodes, { name: 'node-c' });
         return n.ok && n.value.metadata?.annotations?.[ANNOTATIONS.drained];
       });
-      await agentWrites('node-c', status({ verdict: { kind: 'Healthy', reasons: [], since: new Date(Date.now() - 2_000).toISOString() } }));
+      await agentWrites(admin, NS, 'node-c', status({ verdict: { kind: 'Healthy', reasons: [], since: new Date(Date.now() - 2_000).toISOString() } }));
       const released = async () => {
         const n = await admin.get(RESOURCES.nodes, { name: 'node-c' });
         return n.ok && n.value.metadata?.annotations?.[ANNOTATIONS.quarantine] === undefined;
       };
       await until('released', released);
       // Broken again: the same "draining" Event a second time, which the Event recorder counts (a patch).
-      await agentWrites('node-c', broken('quarantine'));
+      await agentWrites(admin, NS, 'node-c', broken('quarantine'));
       await until('the repeated draining Event', async () => {
         const got = await admin.listAll(RESOURCES.events, { namespace: 'default', fieldSelector: 'involvedObject.name=node-c,reason=ConnwatchDraining' });
         return got.ok && got.value.items.some((e) => (e.count ?? 1) > 1);
       });
-      await agentWrites('node-c', status({ verdict: { kind: 'Healthy', reasons: [], since: new Date(Date.now() - 2_000).toISOString() } }));
+      await agentWrites(admin, NS, 'node-c', status({ verdict: { kind: 'Healthy', reasons: [], since: new Date(Date.now() - 2_000).toISOString() } }));
       await until('released again', released);
       // The leader goes: the standby takes over the Lease.
       const [leader, standby] = c2.isLeader() ? [c2, c3] : [c3, c2];
