@@ -336,5 +336,5 @@ async function measureRepairs(
   emit(distribution('repair_stand_in_restart', 'ms', of((t) => t.readyAt - t.deletedAt), { from: 'cilium pod deleted (the DaemonSet stand-in saw it)', to: 'the Cilium stand-in restarted and the new pod Ready' }));
   emit(distribution('repair_verdict_to_request', 'ms', of((t) => t.requestAt - t.verdictAt), { from: 'the verdict', to: "the agent's restart request", configured: `requestAfterSeconds ${AGENT_TIMINGS.requestAfterSeconds}` }));
   emit(distribution('repair_request_to_pod_deleted', 'ms', of((t) => t.deletedAt - t.requestAt), { from: "the agent's restart request (its log)", to: 'cilium pod deleted (the DaemonSet stand-in saw it)', via: 'status write, controller watch, grant, delete' }));
-  emit(distribution('repair_ready_to_green', 'ms', of((t) => t.greenAt - t.readyAt), { from: 'the new cilium pod Ready', to: 'the agent Healthy', configured: `recoverRounds ${AGENT_TIMINGS.recoverRounds} × ${AGENT_TIMINGS.intervalSeconds} s` }));
+  emit(distribution('repair_ready_to_green', 'ms', of((t) => t.greenAt - t.readyAt), { from: 'the new cilium pod Ready', to: 'the agent Healthy', found: `by probe bursts (150 ms rounds, default), ${AGENT_TIMINGS.recoverRounds} healthy rounds` }));
 }
