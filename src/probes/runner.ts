@@ -111,7 +111,10 @@ export class ProbeRunner {
     if (this.#stopped) return;
     if (this.#timer && this.#dueAt <= at) return;
     clearTimeout(this.#timer);
-    this.#dueAt = at;
+    // The timer's lag is measured from when it could fire: a burst round due while the previous one
+    // was still waiting on its timeouts is not late, and counting that as lag would call the agent
+    // starved and set aside every failing burst round (only steady rounds would confirm).
+    this.#dueAt = Math.max(at, this.#now());
     this.#timer = setTimeout(() => this.#fire(), Math.max(0, at - this.#now()));
     this.#timer.unref();
   }

@@ -202,6 +202,20 @@ describe('the runner', () => {
     expect(rounds.every((x) => x.burst)).toBe(true);
   });
 
+  it('a burst round due while the last one waited on its timeouts is not counted as timer lag (that would read as starvation)', async () => {
+    const silent = await http(() => undefined);
+    const rounds: ProbeRound[] = [];
+    // Each round waits 400 ms on the silent peer: longer than the 100 ms between burst rounds.
+    const { r } = runner([silent], rounds, { timeoutMs: 400 });
+    await r.start();
+    r.burst('pod paths failing');
+    for (let waited = 0; rounds.length < 3 && waited < 5_000; waited += 50) await new Promise((res) => setTimeout(res, 50));
+    expect(rounds.length).toBe(3);
+    expect(rounds.every((x) => x.results.some((o) => o.kind === 'peer' && o.code === 'timeout'))).toBe(true);
+    // Real lag on an idle test process is a few ms; the old due time made it ~300 ms per round.
+    expect(Math.max(...rounds.map((x) => x.starvation.loopLagMs))).toBeLessThan(150);
+  });
+
   it('at most six bursts a minute: a flapping networkd does not turn probing into load', async () => {
     const up = await http((_q, res) => res.end('ok'));
     const rounds: ProbeRound[] = [];
