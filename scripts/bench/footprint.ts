@@ -61,7 +61,7 @@ export interface Footprint {
   processes: { pid: number; cmd: string; rssKb: number }[];
 }
 
-interface Cgroups {
+export interface Cgroups {
   memDir: string;
   cpuDir: string;
   workingSet(): { usage: number; ws: number; anon: number };
@@ -69,7 +69,7 @@ interface Cgroups {
   describe: string;
 }
 
-function makeCgroups(name: string): Cgroups {
+export function makeCgroups(name: string): Cgroups {
   const v2Root = existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup' : existsSync('/sys/fs/cgroup/unified/cgroup.controllers') ? '/sys/fs/cgroup/unified' : undefined;
   const v2HasMemory = v2Root !== undefined && readFileSync(join(v2Root, 'cgroup.controllers'), 'utf8').split(/\s+/).includes('memory');
   const stat = (dir: string) => Object.fromEntries(readFileSync(join(dir, 'memory.stat'), 'utf8').trim().split('\n').map((l) => { const [k, v] = l.split(' '); return [k!, Number(v)]; }));

