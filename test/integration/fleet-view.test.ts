@@ -25,6 +25,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { freePort } from '../support/ports.js';
+import { eventually, stopChild } from '../support/process.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const DASHBOARD_PATH = join(ROOT, 'deploy/grafana/connwatch-fleet.json');
@@ -277,30 +278,6 @@ function httpGet(opts: { socketPath?: string; port?: number; path: string }): Pr
   });
 }
 
-async function eventually<T>(what: string, read: () => Promise<T | undefined>, timeoutMs: number, context: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await read();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`${what} did not happen within ${timeoutMs} ms (last error: ${String(last)})\n${context()}`);
-}
-
-async function stop(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
 describe.skipIf(!canRun || !isRoot)('every metric the dashboard and the rules use is exported by the running agent or controller', () => {
   const netns = `cw-fleet-${process.pid}`;
   let dir: string;
@@ -395,7 +372,7 @@ describe.skipIf(!canRun || !isRoot)('every metric the dashboard and the rules us
   }, 120_000);
 
   afterAll(async () => {
-    await Promise.all([stop(agent), stop(controller), stop(prometheus)]);
+    await Promise.all([stopChild(agent), stopChild(controller), stopChild(prometheus)]);
     await new Promise<void>((r) => (relay ? relay.close(() => r()) : r()));
     try {
       execFileSync('ip', ['netns', 'del', netns]);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/types.js';
 import { captureLogs, createMetrics, Liveness, StatusBoard, TelemetryServer } from '../../src/telemetry/index.js';
+import { eventually, stopChild } from '../support/process.js';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 const available = existsSync(PROMETHEUS);
@@ -21,31 +22,6 @@ async function freeLoopbackPort(): Promise<number> {
   const { port } = probe.address() as { port: number };
   await new Promise<void>((resolve) => probe.close(() => resolve()));
   return port;
-}
-
-/** Retries `read` until it yields a value, or fails with the last thing seen. */
-async function eventually<T>(what: string, read: () => Promise<T | undefined>, timeoutMs: number, context: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await read();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`${what} did not happen within ${timeoutMs} ms (last error: ${String(last)})\n${context()}`);
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
 }
 
 describe.skipIf(!available)('the real Prometheus scrapes /metrics', () => {
