@@ -17,6 +17,9 @@ export function classifyResult(value: unknown): OperationResult {
   return 'ok';
 }
 
+/** How often the event-loop delay histogram (nodejs_eventloop_lag_*) samples, ms. */
+export const EVENT_LOOP_SAMPLE_MS = 1_000;
+
 const measures = new WeakMap<Registry, Measure>();
 
 /** The measure for a registry, registering `connwatch_operation_duration_seconds` on first use. */
@@ -49,7 +52,9 @@ export function measureWith(registry: Registry, now: () => number = () => perfor
 /** A registry with Node's process metrics, connwatch_build_info, and the shared measure. */
 export function createMetrics(options: { version?: string; now?: () => number } = {}): { registry: Registry; measure: Measure } {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  // prom-client samples event-loop delay with a 10 ms libuv timer by default: 100 wake-ups a second,
+  // about 1% of a core on an idle agent. One sample a second keeps nodejs_eventloop_lag_* meaningful.
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   const info = new Gauge({
     name: 'connwatch_build_info',
     help: 'Always 1; labels say which connwatch and Node run.',
