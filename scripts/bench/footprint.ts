@@ -64,7 +64,7 @@ export interface Footprint {
 export interface Cgroups {
   memDir: string;
   cpuDir: string;
-  workingSet(): { usage: number; ws: number; anon: number };
+  workingSet(): { usage: number; ws: number; anon: number; activeFile: number };
   cpuNs(): number;
   describe: string;
 }
@@ -82,7 +82,7 @@ export function makeCgroups(name: string): Cgroups {
       workingSet() {
         const usage = Number(readFileSync(join(dir, 'memory.current'), 'utf8'));
         const s = stat(dir);
-        return { usage, ws: usage - (s.inactive_file ?? 0), anon: s.anon ?? 0 };
+        return { usage, ws: usage - (s.inactive_file ?? 0), anon: s.anon ?? 0, activeFile: s.active_file ?? 0 };
       },
       cpuNs: () => Number(/usage_usec (\d+)/.exec(readFileSync(join(dir, 'cpu.stat'), 'utf8'))![1]) * 1000,
       describe: `cgroup v2 ${dir}`,
@@ -98,7 +98,7 @@ export function makeCgroups(name: string): Cgroups {
     workingSet() {
       const usage = Number(readFileSync(join(memDir, 'memory.usage_in_bytes'), 'utf8'));
       const s = stat(memDir);
-      return { usage, ws: usage - (s.total_inactive_file ?? 0), anon: s.total_rss ?? 0 };
+      return { usage, ws: usage - (s.total_inactive_file ?? 0), anon: s.total_rss ?? 0, activeFile: s.total_active_file ?? 0 };
     },
     cpuNs: () => (v2Root ? Number(/usage_usec (\d+)/.exec(readFileSync(join(cpuDir, 'cpu.stat'), 'utf8'))![1]) * 1000 : Number(readFileSync(join(cpuDir, 'cpuacct.usage'), 'utf8'))),
     describe: `cgroup v1 memory ${memDir} (the v2 hierarchy has no memory controller here), CPU from ${cpuDir}`,

@@ -8,6 +8,7 @@
  */
 import { readFileSync, rmdirSync, rmSync, mkdtempSync, writeFileSync, existsSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
+import { request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startLab } from '../lab/index.js';
@@ -24,13 +25,35 @@ const SAMPLE_MS = 10_000;
 interface Sample {
   t: number;
   ws: number;
+  anon: number;
+  activeFile: number;
+  /** V8's heap in use (nodejs_heap_size_used_bytes), when /metrics answered. */
+  heap?: number;
+}
+
+/** One gauge from the agent's /metrics over its unix socket. */
+function gauge(socketPath: string, name: string): Promise<number | undefined> {
+  return new Promise((done) => {
+    const req = request({ socketPath, path: '/metrics', timeout: 3_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(body);
+        done(m ? Number(m[1]) : undefined);
+      });
+    });
+    req.on('error', () => done(undefined));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
 }
 
 /** Least-squares slope of y over x (x in hours): MB per hour. */
-function slopePerHour(samples: Sample[]): number {
+function slopePerHour(samples: Sample[], of: (s: Sample) => number = (s) => s.ws): number {
   const n = samples.length;
   const xs = samples.map((s) => s.t / 3_600_000);
-  const ys = samples.map((s) => s.ws / MB);
+  const ys = samples.map((s) => of(s) / MB);
   const mx = xs.reduce((a, b) => a + b, 0) / n;
   const my = ys.reduce((a, b) => a + b, 0) / n;
   const num = xs.reduce((a, x, i) => a + (x - mx) * (ys[i]! - my), 0);
@@ -92,7 +115,9 @@ export async function benchSoak(opts: { minutes: number; everyS: number; warmupM
     while (Date.now() < end) {
       if (agent.exitCode !== null) throw new Error(`the agent exited (${agent.exitCode}) ${Math.round((Date.now() - t0) / 1000)} s into the soak`);
       if (Date.now() >= nextSample) {
-        samples.push({ t: Date.now() - t0, ws: cg.workingSet().ws });
+        const mem = cg.workingSet();
+        const heap = await gauge(join(dir, 'state', 'telemetry.sock'), 'nodejs_heap_size_used_bytes');
+        samples.push({ t: Date.now() - t0, ws: mem.ws, anon: mem.anon, activeFile: mem.activeFile, ...(heap === undefined ? {} : { heap }) });
         nextSample += SAMPLE_MS;
       }
       if (Date.now() >= nextRestart) {
@@ -107,13 +132,18 @@ export async function benchSoak(opts: { minutes: number; everyS: number; warmupM
     const warm = (opts.warmupMinutes ?? Math.min(5, opts.minutes / 3)) * 60_000;
     const steady = samples.filter((s) => s.t >= warm);
     const fifth = Math.max(1, Math.floor(steady.length / 5));
+    const fifths = (of: (s: Sample) => number) => ({ first_fifth: r1(mean(steady.slice(0, fifth).map((s) => of(s) / MB))), last_fifth: r1(mean(steady.slice(-fifth).map((s) => of(s) / MB))), slope_mb_per_hour: r1(slopePerHour(steady, of)) });
     const first = mean(steady.slice(0, fifth).map((s) => s.ws / MB));
     const last = mean(steady.slice(-fifth).map((s) => s.ws / MB));
+    const withHeap = steady.filter((s) => s.heap !== undefined);
     const verified = logs.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('restore: verified')).length;
     const triggers = pages.lines.filter((p) => p.action === 'trigger').length;
     const resolves = pages.lines.filter((p) => p.action === 'resolve').length;
     const basis = `${opts.minutes} min, networkd restarted every ${opts.everyS} s (${restarts} restarts, ${verified} restores verified, ${triggers} pages and ${resolves} resolves delivered), ${runtime} ${AGENT_FLAGS.join(' ')}, warm-up ${r1(warm / 60_000)} min excluded`;
     emit({ bench: 'agent_soak_working_set_mb', unit: 'MB', first_fifth: r1(first), last_fifth: r1(last), peak: r1(Math.max(...samples.map((s) => s.ws)) / MB), slope_mb_per_hour: r1(slopePerHour(steady)), samples: samples.length, basis, target: 'no growth', met: last - first < 2 });
+    emit({ bench: 'agent_soak_anon_mb', unit: 'MB', ...fifths((s) => s.anon), basis: "the cgroup's anonymous memory (the agent and its ip children)" });
+    emit({ bench: 'agent_soak_active_file_mb', unit: 'MB', ...fifths((s) => s.activeFile), basis: 'active file pages charged to the cgroup (the journal, the spool, the state files it writes): in the working set, reclaimable under pressure' });
+    if (withHeap.length > 1) emit({ bench: 'agent_soak_heap_used_mb', unit: 'MB', first_fifth: r1(mean(withHeap.slice(0, fifth).map((s) => s.heap! / MB))), last_fifth: r1(mean(withHeap.slice(-fifth).map((s) => s.heap! / MB))), slope_mb_per_hour: r1(slopePerHour(withHeap, (s) => s.heap!)), basis: "V8's heap in use (nodejs_heap_size_used_bytes), sampled without forcing a GC" });
     emit({ bench: 'agent_soak_cpu_percent', unit: '% of a core', value: Math.round(cpuPercent * 100) / 100, basis: 'the agent and its ip children over the whole soak', load1: r1(loadavg()[0]!) });
   } finally {
     for (const stop of stops.reverse()) stop();
