@@ -18,12 +18,13 @@ export interface JournalEntry {
 /** Where journal writes go; a failed write is reported, never thrown into the caller's action. */
 export interface JournalWriter {
   append(entry: Omit<JournalEntry, 'seq'> & { seq?: number }): { seq: number; error?: string };
-  /** The newest entries, newest last (from memory; survives a failed disk). */
+  /** The newest entries, newest last, without their evidence (from memory; survives a failed disk). */
   recent(limit?: number): JournalEntry[];
 }
 
 const JOURNAL_FILE = 'actions.jsonl';
-const RECENT_KEPT = 200;
+/** Entries kept in memory: their evidence (timelines, missing items; ~20 KB a restore) stays on disk only. */
+const RECENT_KEPT = 50;
 
 /**
  * Size at which the journal rotates. A restore entry is ~20 KB, so even right after a rotation the
@@ -104,7 +105,9 @@ export class FileJournal implements JournalWriter {
   }
 
   #remember(entry: JournalEntry): void {
-    this.#recent.push(entry);
+    // Kept whole, 200 restore entries held ~5 MB of evidence nothing reads back: the soak's growth.
+    const { evidence: _evidence, ...light } = entry;
+    this.#recent.push(light);
     if (this.#recent.length > RECENT_KEPT) this.#recent.shift();
   }
 
