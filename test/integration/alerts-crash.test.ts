@@ -4,6 +4,7 @@
  * and no trigger follows its resolve.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -105,7 +106,10 @@ describe('alert spool survives SIGKILL', () => {
 
   it('delivers every trigger and resolve across two kill -9s, with the same dedup keys', async () => {
     const first = run('raise');
-    await until(() => accepted('trigger').length >= 3, 'first deliveries');
+    // The kill lands once every alert is durable (a raise is in the spool a moment after it returns:
+    // one killed before that never reached the disk) and while deliveries are still in flight.
+    const spooled = () => readdirSync(join(dir, 'state', 'alert-spool'), { withFileTypes: true }).filter((f) => /^\d{12}\.json$/.test(f.name)).length;
+    await until(() => accepted('trigger').length >= 3 && spooled() >= COUNT, 'first deliveries, every alert spooled');
     first.child.kill('SIGKILL');
     await first.exited;
     const afterFirst = accepted('trigger').length;
