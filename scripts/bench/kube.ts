@@ -27,7 +27,7 @@ import pino from 'pino';
 import { followJsonLines, type JsonLine } from '../demo/follow.js';
 import { startKubeApiServer } from '../kube-apiserver/server.js';
 import { startLab } from '../lab/index.js';
-import { NAMESPACE, agentKubeconfig, agentRules, setupCluster, startCiliumDaemonSet, startFleetController, startLabRelay } from '../lab/kube-glue.js';
+import { LAB_AGENT_TIMINGS, NAMESPACE, agentKubeconfig, agentRules, labKubeAgentYaml, setupCluster, startCiliumDaemonSet, startFleetController, startLabRelay } from '../lab/kube-glue.js';
 import { CONNWATCH_NODES, type ConnwatchNode } from '../../src/controller/objects.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { kubeConfig } from '../../src/kube/config.js';
@@ -50,14 +50,7 @@ const HEARTBEAT_MS = 300_000 / SCALE;
  * The agent's timings, as in test/lab/ladder-e2e.test.ts and the demo (production defaults in
  * brackets). They sit on the measured path: docs/bench.md says how.
  */
-const AGENT_TIMINGS = {
-  intervalSeconds: 1, // [10] probe round
-  confirmRounds: 3, // [3]
-  recoverRounds: 2, // [3] healthy rounds before the verdict clears
-  settleSeconds: 2, // [60] after a Cilium restart, probe failures cannot tell
-  requestAfterSeconds: 2, // [30] broken this long before asking for a restart
-  jitterMs: 100, // [30 000] non-urgent status writes (the request among them) wait 0..this
-} as const;
+const AGENT_TIMINGS = LAB_AGENT_TIMINGS;
 
 export interface KubeBenchOptions {
   /** Repair trials (0: none). */
@@ -183,33 +176,16 @@ export async function benchKube(opts: KubeBenchOptions): Promise<void> {
     const stateDir = join(dir, 'agent-state');
     const kubeconfigPath = await agentKubeconfig(server, NODE, join(dir, 'agent.kubeconfig'));
     const config = join(dir, 'connwatch.yaml');
-    const t = AGENT_TIMINGS;
     writeFileSync(
       config,
-      [
-        'mode: kubernetes',
-        'site: bench',
-        `stateDir: ${stateDir}`,
-        'cilium:',
-        `  socketPath: ${lab.description.cilium.labSocket}`,
-        'datapath:',
-        '  learn: { quietMs: 0 }',
-        'restore:',
-        '  verifyStableMs: 500',
-        'kube:',
-        `  kubeconfig: ${kubeconfigPath}`,
-        `  endpoints: [{ url: "${relay.url}", serverName: localhost }]`,
-        `  watch: { timeoutSeconds: ${WATCH_TIMEOUT_S} }`,
-        `  agent: { heartbeatMs: ${HEARTBEAT_MS}, jitterMs: ${t.jitterMs} }`,
-        'probes:',
-        `  intervalSeconds: ${t.intervalSeconds}`,
-        '  timeoutMs: 500',
-        `  confirmRounds: ${t.confirmRounds}`,
-        `  recoverRounds: ${t.recoverRounds}`,
-        `  cilium: { settleSeconds: ${t.settleSeconds} }`,
-        `ladder: { requestAfterSeconds: ${t.requestAfterSeconds}, verifySeconds: 12, restartAttempts: 1 }`,
-        '',
-      ].join('\n'),
+      labKubeAgentYaml({
+        site: 'bench',
+        stateDir,
+        ciliumSocket: lab.description.cilium.labSocket,
+        kubeconfig: kubeconfigPath,
+        endpoint: relay.url,
+        kube: [`watch: { timeoutSeconds: ${WATCH_TIMEOUT_S} }`, `agent: { heartbeatMs: ${HEARTBEAT_MS}, jitterMs: ${AGENT_TIMINGS.jitterMs} }`],
+      }),
     );
     const agent = lab.spawn('node', [process.execPath, join(ROOT, 'dist/cli.js'), 'run', '--config', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { CONNWATCH_MODE: 'kubernetes', NODE_NAME: NODE } });
     undo.push({

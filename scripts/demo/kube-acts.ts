@@ -25,6 +25,7 @@ import {
   agentRules,
   createReadyPod,
   kubectl,
+  labKubeAgentYaml,
   nodeObject,
   setupCluster,
   startCiliumDaemonSet,
@@ -325,32 +326,7 @@ export async function runKubeActs(which: { act3: boolean; act4: boolean }): Prom
     const stateDir = join(dir, 'agent-state');
     const kubeconfigPath = await agentKubeconfig(server, NODE, join(dir, 'agent.kubeconfig'));
     const config = join(dir, 'connwatch.yaml');
-    writeFileSync(
-      config,
-      [
-        'mode: kubernetes',
-        'site: demo',
-        `stateDir: ${stateDir}`,
-        'cilium:',
-        `  socketPath: ${lab.description.cilium.labSocket}`,
-        'datapath:',
-        '  learn: { quietMs: 0 }',
-        'restore:',
-        '  verifyStableMs: 500',
-        'kube:',
-        `  kubeconfig: ${kubeconfigPath}`,
-        `  endpoints: [{ url: "${relay.url}", serverName: localhost }]`,
-        '  agent: { jitterMs: 100 }',
-        'probes:',
-        '  intervalSeconds: 1',
-        '  timeoutMs: 500',
-        '  confirmRounds: 3',
-        '  recoverRounds: 2',
-        '  cilium: { settleSeconds: 2 }',
-        'ladder: { requestAfterSeconds: 2, verifySeconds: 12, restartAttempts: 1 }',
-        '',
-      ].join('\n'),
-    );
+    writeFileSync(config, labKubeAgentYaml({ site: 'demo', stateDir, ciliumSocket: lab.description.cilium.labSocket, kubeconfig: kubeconfigPath, endpoint: relay.url }));
     const agent = lab.spawn('node', [process.execPath, CLI, 'run', '--config', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { CONNWATCH_MODE: 'kubernetes', NODE_NAME: NODE } });
     undo.push({
       what: 'stop the agent',

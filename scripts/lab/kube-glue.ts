@@ -366,3 +366,42 @@ export function startFleetController(o: {
   controller.start();
   return controller;
 }
+
+/** The lab agent's timings (the defaults in brackets): the ladder in seconds, not minutes. The demo's acts and the bench use them. */
+export const LAB_AGENT_TIMINGS = {
+  intervalSeconds: 1, // [10] probe round
+  confirmRounds: 3, // [3]
+  recoverRounds: 2, // [3] healthy rounds before the verdict clears
+  settleSeconds: 2, // [60] after a Cilium restart, probe failures cannot tell
+  requestAfterSeconds: 2, // [30] broken this long before asking for a restart
+  jitterMs: 100, // [30 000] non-urgent status writes (the request among them) wait 0..this
+} as const;
+
+/** The configuration of the Kubernetes-mode agent in the lab's node, reaching the API server at `endpoint`; `kube` adds lines under `kube:`. */
+export function labKubeAgentYaml(o: { site: string; stateDir: string; ciliumSocket: string; kubeconfig: string; endpoint: string; kube?: string[] }): string {
+  const t = LAB_AGENT_TIMINGS;
+  return [
+    'mode: kubernetes',
+    `site: ${o.site}`,
+    `stateDir: ${o.stateDir}`,
+    'cilium:',
+    `  socketPath: ${o.ciliumSocket}`,
+    'datapath:',
+    '  learn: { quietMs: 0 }',
+    'restore:',
+    '  verifyStableMs: 500',
+    'kube:',
+    `  kubeconfig: ${o.kubeconfig}`,
+    `  endpoints: [{ url: "${o.endpoint}", serverName: localhost }]`,
+    ...(o.kube ?? []).map((line) => `  ${line}`),
+    ...(o.kube?.some((line) => line.startsWith('agent:')) ? [] : [`  agent: { jitterMs: ${t.jitterMs} }`]),
+    'probes:',
+    `  intervalSeconds: ${t.intervalSeconds}`,
+    '  timeoutMs: 500',
+    `  confirmRounds: ${t.confirmRounds}`,
+    `  recoverRounds: ${t.recoverRounds}`,
+    `  cilium: { settleSeconds: ${t.settleSeconds} }`,
+    `ladder: { requestAfterSeconds: ${t.requestAfterSeconds}, verifySeconds: 12, restartAttempts: 1 }`,
+    '',
+  ].join('\n');
+}
