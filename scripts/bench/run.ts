@@ -15,6 +15,7 @@
  * One JSON line per figure ({"bench", "unit", "n", "p50", "p95", "max"} or "value"), then a table.
  * Usage: npm run bench [-- --runs N] [--blackhole-runs N] [--noise-seconds S] [--repair-runs N] [--api-seconds S]
  *                      [--only restart,blackhole,noise,footprint,baselines,kube,sim,soak] [--soak-minutes 30]
+ *                      [--soak-every 20] [--soak-env MALLOC_ARENA_MAX=2] [--soak-trace soak.jsonl]
  * docs/bench.md says what each figure means.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,7 +33,7 @@ import { benchBaselines, benchBlackhole, benchFootprint, benchNoise } from './se
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const { values } = parseArgs({
-  options: { runs: { type: 'string', default: '20' }, 'blackhole-runs': { type: 'string', default: '10' }, 'noise-seconds': { type: 'string', default: '300' }, 'repair-runs': { type: 'string', default: '5' }, 'api-seconds': { type: 'string', default: '60' }, 'soak-minutes': { type: 'string', default: '30' }, 'soak-every': { type: 'string', default: '20' }, only: { type: 'string', default: 'restart,blackhole,noise,footprint,baselines,kube,sim,soak' } },
+  options: { runs: { type: 'string', default: '20' }, 'blackhole-runs': { type: 'string', default: '10' }, 'noise-seconds': { type: 'string', default: '300' }, 'repair-runs': { type: 'string', default: '5' }, 'api-seconds': { type: 'string', default: '60' }, 'soak-minutes': { type: 'string', default: '30' }, 'soak-every': { type: 'string', default: '20' }, 'soak-env': { type: 'string', multiple: true }, 'soak-trace': { type: 'string' }, only: { type: 'string', default: 'restart,blackhole,noise,footprint,baselines,kube,sim,soak' } },
 });
 const RUNS = Number(values.runs);
 const ONLY = new Set(values.only.split(','));
@@ -141,7 +142,12 @@ if (ONLY.has('footprint')) await benchFootprint();
 if (ONLY.has('baselines')) benchBaselines();
 if (ONLY.has('kube')) await benchKube({ repairRuns: Number(values['repair-runs']), apiSeconds: Number(values['api-seconds']) });
 if (ONLY.has('sim')) emit(await controllerHeapFromSim());
-if (ONLY.has('soak')) await benchSoak({ minutes: Number(values['soak-minutes']), everyS: Number(values['soak-every']) });
+if (ONLY.has('soak')) await benchSoak({
+    minutes: Number(values['soak-minutes']),
+    everyS: Number(values['soak-every']),
+    ...(values['soak-env'] ? { env: Object.fromEntries(values['soak-env'].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) } : {}),
+    ...(values['soak-trace'] ? { tracePath: resolve(values['soak-trace']) } : {}),
+  });
 console.log(`\n${table()}`);
 
 /** `controller_heap_mb` as `npm run sim` measures it (the controller's caches for 10,000 nodes, after GC), from one short scenario. */

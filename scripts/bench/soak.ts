@@ -6,7 +6,7 @@
  * its resolve to a PagerDuty stand-in). The working set is sampled every 10 s; after a warm-up the
  * slope of a least-squares line through it says whether it grows.
  */
-import { readFileSync, rmdirSync, rmSync, mkdtempSync, writeFileSync, existsSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmdirSync, rmSync, mkdtempSync, writeFileSync, existsSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { request } from 'node:http';
 import { join, resolve } from 'node:path';
@@ -31,22 +31,34 @@ interface Sample {
   heap?: number;
 }
 
-/** One gauge from the agent's /metrics over its unix socket. */
-function gauge(socketPath: string, name: string): Promise<number | undefined> {
+/** The agent's /metrics text over its unix socket ('' when it does not answer). */
+function metricsText(socketPath: string): Promise<string> {
   return new Promise((done) => {
     const req = request({ socketPath, path: '/metrics', timeout: 3_000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
-      res.on('end', () => {
-        const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(body);
-        done(m ? Number(m[1]) : undefined);
-      });
+      res.on('end', () => done(body));
     });
-    req.on('error', () => done(undefined));
+    req.on('error', () => done(''));
     req.on('timeout', () => req.destroy());
     req.end();
   });
+}
+
+/** The process's memory as its own /metrics tells it, in MB: where growth outside the cgroup's view of V8 lives. */
+function memoryBreakdown(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  const take = (name: string, key: string) => {
+    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+    if (m) out[key] = r1(Number(m[1]) / MB);
+  };
+  take('process_resident_memory_bytes', 'rss');
+  take('nodejs_heap_size_total_bytes', 'heapTotal');
+  take('nodejs_heap_size_used_bytes', 'heapUsed');
+  take('nodejs_external_memory_bytes', 'external');
+  for (const m of text.matchAll(/^nodejs_heap_space_size_(total|used)_bytes\{space="([a-z_]+)"\} (\S+)$/gm)) out[`${m[2]}.${m[1]}`] = r1(Number(m[3]) / MB);
+  return out;
 }
 
 /** Least-squares slope of y over x (x in hours): MB per hour. */
@@ -64,7 +76,17 @@ function slopePerHour(samples: Sample[], of: (s: Sample) => number = (s) => s.ws
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 const r1 = (n: number) => Math.round(n * 10) / 10;
 
-export async function benchSoak(opts: { minutes: number; everyS: number; warmupMinutes?: number }): Promise<void> {
+export interface SoakOptions {
+  minutes: number;
+  everyS: number;
+  warmupMinutes?: number;
+  /** Extra environment for the agent (say MALLOC_ARENA_MAX=2), to compare one lever against the unit's defaults. */
+  env?: Record<string, string>;
+  /** A JSON line per sample (the cgroup's figures and the agent's own memory breakdown) appended here. */
+  tracePath?: string;
+}
+
+export async function benchSoak(opts: SoakOptions): Promise<void> {
   const node = existsSync(NODE24) ? NODE24 : process.execPath;
   const runtime = node === NODE24 ? 'node 24' : `node ${process.versions.node.split('.')[0]}`;
   const lab = await startLab({ profile: 'cilium-pre-1.14' });
@@ -97,7 +119,7 @@ export async function benchSoak(opts: { minutes: number; everyS: number; warmupM
         '',
       ].join('\n'),
     );
-    const agent = lab.spawn('node', [node, ...AGENT_FLAGS, join(ROOT, 'dist/cli.js'), 'run', '--config', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const agent = lab.spawn('node', [node, ...AGENT_FLAGS, join(ROOT, 'dist/cli.js'), 'run', '--config', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
     stops.push(() => agent.kill('SIGTERM'));
     // Into the cgroup before it starts its children (they inherit it).
     for (const procs of new Set([join(cg.memDir, 'cgroup.procs'), join(cg.cpuDir, 'cgroup.procs')])) writeFileSync(procs, String(agent.pid));
@@ -116,8 +138,10 @@ export async function benchSoak(opts: { minutes: number; everyS: number; warmupM
       if (agent.exitCode !== null) throw new Error(`the agent exited (${agent.exitCode}) ${Math.round((Date.now() - t0) / 1000)} s into the soak`);
       if (Date.now() >= nextSample) {
         const mem = cg.workingSet();
-        const heap = await gauge(join(dir, 'state', 'telemetry.sock'), 'nodejs_heap_size_used_bytes');
+        const breakdown = memoryBreakdown(await metricsText(join(dir, 'state', 'telemetry.sock')));
+        const heap = breakdown.heapUsed === undefined ? undefined : breakdown.heapUsed * MB;
         samples.push({ t: Date.now() - t0, ws: mem.ws, anon: mem.anon, activeFile: mem.activeFile, ...(heap === undefined ? {} : { heap }) });
+        if (opts.tracePath) appendFileSync(opts.tracePath, `${JSON.stringify({ t: Date.now() - t0, restarts, ws: r1(mem.ws / MB), anon: r1(mem.anon / MB), ...breakdown })}\n`);
         nextSample += SAMPLE_MS;
       }
       if (Date.now() >= nextRestart) {
@@ -139,7 +163,8 @@ export async function benchSoak(opts: { minutes: number; everyS: number; warmupM
     const verified = logs.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('restore: verified')).length;
     const triggers = pages.lines.filter((p) => p.action === 'trigger').length;
     const resolves = pages.lines.filter((p) => p.action === 'resolve').length;
-    const basis = `${opts.minutes} min, networkd restarted every ${opts.everyS} s (${restarts} restarts, ${verified} restores verified, ${triggers} pages and ${resolves} resolves delivered), ${runtime} ${AGENT_FLAGS.join(' ')}, warm-up ${r1(warm / 60_000)} min excluded`;
+    const extraEnv = Object.entries(opts.env ?? {}).map(([k, v]) => ` ${k}=${v}`).join('');
+    const basis = `${opts.minutes} min, networkd restarted every ${opts.everyS} s (${restarts} restarts, ${verified} restores verified, ${triggers} pages and ${resolves} resolves delivered), ${runtime} ${AGENT_FLAGS.join(' ')}${extraEnv}, warm-up ${r1(warm / 60_000)} min excluded`;
     emit({ bench: 'agent_soak_working_set_mb', unit: 'MB', first_fifth: r1(first), last_fifth: r1(last), peak: r1(Math.max(...samples.map((s) => s.ws)) / MB), slope_mb_per_hour: r1(slopePerHour(steady)), samples: samples.length, basis, target: 'no growth', met: last - first < 2 });
     emit({ bench: 'agent_soak_anon_mb', unit: 'MB', ...fifths((s) => s.anon), basis: "the cgroup's anonymous memory (the agent and its ip children)" });
     emit({ bench: 'agent_soak_active_file_mb', unit: 'MB', ...fifths((s) => s.activeFile), basis: 'active file pages charged to the cgroup (the journal, the spool, the state files it writes): in the working set, reclaimable under pressure' });

@@ -212,7 +212,9 @@ function onDamage(run: Run, report: DamageReport): void {
   if (readBeforeWrite(s, report)) return;
   const critical = report.missing.filter((m) => m.severity === 'critical').length;
   if (critical > 0 && !(s.damage && s.damage.critical > 0)) run.out.push({ kind: 'probeBurst', reason: 'CNI datapath items missing' });
-  const missing = report.missing.slice(0, EVIDENCE_ITEMS_MAX).map((m) => ({ item: m.label, severity: m.severity, profile: m.profile }));
+  // Critical items first, so a long list of lost routes never crowds `lookup local` out of the evidence.
+  const bySeverity = [...report.missing].sort((a, b) => Number(b.severity === 'critical') - Number(a.severity === 'critical'));
+  const missing = bySeverity.slice(0, EVIDENCE_ITEMS_MAX).map((m) => ({ item: m.label, severity: m.severity, profile: m.profile }));
   s.damage = { at: report.at, critical, degraded: report.missing.length - critical, trigger: report.trigger, missing };
   const repairable = repairableOf(s, report);
   const unrepairable = report.missing.filter((m) => !repairable.includes(m));

@@ -53,6 +53,17 @@ describe('the restore episode (step on the hand-moved clock)', () => {
     expect(w.commands.some((c) => c.kind === 'log' && c.level === 'warn' && c.msg.startsWith('CNI items missing without networkd activity'))).toBe(true);
   });
 
+  it('keeps critical items in the verdict evidence however many degraded items were lost before them', () => {
+    const w = new World();
+    const routes = Array.from({ length: 25 }, (_, n) => missingItem({ ...onLink, dst: `10.${n}.0.0/24` }, { severity: 'degraded', coincidedWithNetworkd: true }));
+    const missing = [...routes, missingItem(lookupLocal, { coincidedWithNetworkd: true })];
+    w.feed({ kind: 'damage', report: { at: w.now, trigger: 'netlink', missing, coincidedWithNetworkd: true } });
+    expect(w.verdict?.kind).toBe('ReadyButNoPodNetwork');
+    const evidence = w.verdict?.evidence?.missing ?? [];
+    expect(evidence).toHaveLength(20);
+    expect(evidence[0]).toMatchObject({ item: '-4 rule pref 100 from all lookup local proto unspec', severity: 'critical' });
+  });
+
   it('restores only the items whose own loss coincided with networkd, and reports the rest', () => {
     const w = new World({ notCoincided: [lookupLocal] });
     w.remove(...ALL);
