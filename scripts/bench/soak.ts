@@ -15,7 +15,7 @@ import { startLab } from '../lab/index.js';
 import { followJsonLines } from '../demo/follow.js';
 import { emit } from './figures.js';
 import { makeCgroups } from './footprint.js';
-import { AGENT_FLAGS, NODE24 } from './sections.js';
+import { AGENT_ENV, AGENT_FLAGS, NODE24 } from './sections.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const MB = 1024 * 1024;
@@ -80,7 +80,7 @@ export interface SoakOptions {
   minutes: number;
   everyS: number;
   warmupMinutes?: number;
-  /** Extra environment for the agent (say MALLOC_ARENA_MAX=2), to compare one lever against the unit's defaults. */
+  /** Environment for the agent over the unit's (AGENT_ENV), to compare one lever: MALLOC_ARENA_MAX=8, say; an empty value unsets. */
   env?: Record<string, string>;
   /** A JSON line per sample (the cgroup's figures and the agent's own memory breakdown) appended here. */
   tracePath?: string;
@@ -119,7 +119,8 @@ export async function benchSoak(opts: SoakOptions): Promise<void> {
         '',
       ].join('\n'),
     );
-    const agent = lab.spawn('node', [node, ...AGENT_FLAGS, join(ROOT, 'dist/cli.js'), 'run', '--config', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
+    const agentEnv = Object.fromEntries(Object.entries({ ...AGENT_ENV, ...opts.env }).map(([k, v]) => [k, v === '' ? undefined : v]));
+    const agent = lab.spawn('node', [node, ...AGENT_FLAGS, join(ROOT, 'dist/cli.js'), 'run', '--config', config], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...agentEnv } });
     stops.push(() => agent.kill('SIGTERM'));
     // Into the cgroup before it starts its children (they inherit it).
     for (const procs of new Set([join(cg.memDir, 'cgroup.procs'), join(cg.cpuDir, 'cgroup.procs')])) writeFileSync(procs, String(agent.pid));
@@ -163,7 +164,7 @@ export async function benchSoak(opts: SoakOptions): Promise<void> {
     const verified = logs.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('restore: verified')).length;
     const triggers = pages.lines.filter((p) => p.action === 'trigger').length;
     const resolves = pages.lines.filter((p) => p.action === 'resolve').length;
-    const extraEnv = Object.entries(opts.env ?? {}).map(([k, v]) => ` ${k}=${v}`).join('');
+    const extraEnv = Object.entries(agentEnv).map(([k, v]) => ` ${k}=${v ?? '(unset)'}`).join('');
     const basis = `${opts.minutes} min, networkd restarted every ${opts.everyS} s (${restarts} restarts, ${verified} restores verified, ${triggers} pages and ${resolves} resolves delivered), ${runtime} ${AGENT_FLAGS.join(' ')}${extraEnv}, warm-up ${r1(warm / 60_000)} min excluded`;
     emit({ bench: 'agent_soak_working_set_mb', unit: 'MB', first_fifth: r1(first), last_fifth: r1(last), peak: r1(Math.max(...samples.map((s) => s.ws)) / MB), slope_mb_per_hour: r1(slopePerHour(steady)), samples: samples.length, basis, target: 'no growth', met: last - first < 2 });
     emit({ bench: 'agent_soak_anon_mb', unit: 'MB', ...fifths((s) => s.anon), basis: "the cgroup's anonymous memory (the agent and its ip children)" });

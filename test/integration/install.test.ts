@@ -42,6 +42,13 @@ describe('scripts/install.sh into a temporary root', () => {
       expect(unit).toMatch(new RegExp(`^${line}$`, 'm'));
     }
     expect(unit).toMatch(/^WatchdogSec=\d+s$/m);
+    // The runtime settings docs/footprint.md measured, exactly.
+    const footprint = readFileSync(join(import.meta.dirname, '../../docs/footprint.md'), 'utf8');
+    for (const name of ['NODE_OPTIONS', 'MALLOC_ARENA_MAX']) {
+      const value = footprint.match(new RegExp(`^${name}=(.+)$`, 'm'))?.[1];
+      expect(value, `${name}= in docs/footprint.md's settings block`).toBeDefined();
+      expect(unit).toContain(`Environment="${name}=${value!.trim()}"`);
+    }
     expect(unit).not.toMatch(/^MemoryDenyWriteExecute/m);
     expect(unit).not.toContain('@PREFIX@');
     // The user comes from systemd-sysusers; the Cilium restart from a polkit rule for this unit and verb only.

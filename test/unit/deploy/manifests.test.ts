@@ -194,6 +194,8 @@ describe('the agent DaemonSet', () => {
     const footprint = existsSync(join(ROOT, 'docs/footprint.md')) ? readFileSync(join(ROOT, 'docs/footprint.md'), 'utf8') : '';
     const flags = footprint.match(/^NODE_OPTIONS=(.+)$/m)?.[1];
     if (flags) expect(env('NODE_OPTIONS')?.value).toBe(flags.trim());
+    const arenas = footprint.match(/^MALLOC_ARENA_MAX=(.+)$/m)?.[1];
+    if (arenas) expect(env('MALLOC_ARENA_MAX')?.value).toBe(arenas.trim());
   });
 
   it('memory request and limit as docs/footprint.md justifies them; no CPU limit', () => {
