@@ -3,7 +3,7 @@
  * reports. See docs/datapath.md for how the agent wires it.
  */
 export { datapathConfig, type DatapathConfig } from './config.js';
-export { execIpRunner, type IpRun, type IpRunner, type IpRunnerOptions } from './ip.js';
+export { answeringBatches, execIpRunner, type IpRun, type IpRunner, type IpRunnerOptions } from './ip.js';
 export { parseAddresses, parseRoutes, parseRules, type ParseResult, type UnsupportedEntry } from './ipjson.js';
 export {
   addressKey,

@@ -9,8 +9,8 @@ export type IpRun =
   | { ok: true; stdout: string; stderr: string }
   | { ok: false; reason: string; hint: string; stderr: string; code?: number | string };
 
-/** Runs `ip` commands; injected so that tests can fake the kernel. */
-export type IpRunner = (args: string[], signal?: AbortSignal) => Promise<IpRun>;
+/** Runs `ip` commands, `input` on its stdin (the commands of `-batch -`); injected so that tests can fake the kernel. */
+export type IpRunner = (args: string[], signal?: AbortSignal, input?: string) => Promise<IpRun>;
 
 export interface IpRunnerOptions {
   /** The argv that starts ip, e.g. ['ip'] or ['ip', '-n', 'lab-node']. */
@@ -25,10 +25,10 @@ const MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
 export function execIpRunner(options: IpRunnerOptions): IpRunner {
   const [binary, ...prefix] = options.argv;
   if (binary === undefined) throw new Error('datapath.ip.argv is empty; give the ip binary, e.g. ["ip"]');
-  return (args, signal) =>
+  return (args, signal, input) =>
     new Promise<IpRun>((resolve) => {
       const argv = [...prefix, ...args];
-      execFile(
+      const child = execFile(
         binary,
         argv,
         { timeout: options.timeoutMs, killSignal: 'SIGKILL', maxBuffer: MAX_OUTPUT_BYTES, encoding: 'utf8', signal },
@@ -60,5 +60,28 @@ export function execIpRunner(options: IpRunnerOptions): IpRunner {
           });
         },
       );
+      // ip may fail before it reads its commands: a closed pipe is its exit's business, not ours.
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(input ?? '');
     });
+}
+
+/**
+ * Answers `-batch -` invocations with a runner that only knows single commands (the doctor's
+ * recorded listings, tests' fakes): one line of output per command, stopping at the first failure
+ * the way ip does without `-force`.
+ */
+export function answeringBatches(run: IpRunner): IpRunner {
+  return async (args, signal, input) => {
+    const at = args.indexOf('-batch');
+    if (at < 0) return run(args, signal, input);
+    const options = args.filter((_, i) => i !== at && i !== at + 1);
+    const lines: string[] = [];
+    for (const command of (input ?? '').split('\n').filter((l) => l.trim() !== '')) {
+      const result = await run([...options, ...command.trim().split(/\s+/)], signal);
+      if (!result.ok) return result;
+      lines.push(result.stdout.trim());
+    }
+    return { ok: true, stdout: lines.map((l) => `${l}\n`).join(''), stderr: '' };
+  };
 }

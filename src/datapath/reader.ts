@@ -3,7 +3,7 @@
  */
 import type { AddressItem, DatapathSnapshot, Family, RouteItem, RuleItem } from '../types.js';
 import type { IpRunner } from './ip.js';
-import { parseAddresses, parseRoutes, parseRules, type ParseResult, type UnsupportedEntry } from './ipjson.js';
+import { parseAddresses, parseRoutes, parseRules, type UnsupportedEntry } from './ipjson.js';
 
 /** A complete read, or why there is none. */
 export type ReadResult =
@@ -15,54 +15,58 @@ function familyAbsent(stderr: string): boolean {
   return /Address family not supported|EAFNOSUPPORT/i.test(stderr);
 }
 
-async function readListing<T>(
-  run: IpRunner,
-  args: string[],
-  parse: (text: string) => ParseResult<T>,
-  signal?: AbortSignal,
-): Promise<{ ok: true; items: T[]; unsupported: UnsupportedEntry[]; absent: boolean } | { ok: false; reason: string; hint: string }> {
-  const result = await run(args, signal);
+/** What one family's read asks of ip: one process, three listings (a spawn blocks the event loop for a fork). */
+const LISTINGS = ['rule show', 'route show table all', 'addr show'] as const;
+
+type FamilyRead =
+  | { ok: true; absent: boolean; rules: RuleItem[]; routes: RouteItem[]; addresses: AddressItem[]; unsupported: UnsupportedEntry[] }
+  | { ok: false; reason: string; hint: string };
+
+async function readFamily(run: IpRunner, family: Family, signal?: AbortSignal): Promise<FamilyRead> {
+  const args = ['-N', '-d', '-j', `-${family}`, '-batch', '-'];
+  const result = await run(args, signal, LISTINGS.map((l) => `${l}\n`).join(''));
   if (!result.ok) {
-    if (familyAbsent(result.stderr)) return { ok: true, items: [], unsupported: [], absent: true };
+    if (familyAbsent(result.stderr)) return { ok: true, absent: true, rules: [], routes: [], addresses: [], unsupported: [] };
     return { ok: false, reason: result.reason, hint: result.hint };
   }
-  const parsed = parse(result.stdout);
-  if (!parsed.ok) return { ok: false, reason: `ip ${args.join(' ')}: ${parsed.reason}`, hint: 'report this with the output of the same ip command' };
-  return { ...parsed, absent: false };
+  const lines = result.stdout.split('\n').filter((line) => line.trim() !== '');
+  const command = (i: number) => `ip ${args.slice(0, 4).join(' ')} ${LISTINGS[i]}`;
+  if (lines.length !== LISTINGS.length) {
+    return { ok: false, reason: `ip ${args.join(' ')}: ${lines.length} listings for ${LISTINGS.length} commands`, hint: 'report this with the output of the same ip command' };
+  }
+  const failed = (i: number, p: { reason: string }): FamilyRead => ({ ok: false, reason: `${command(i)}: ${p.reason}`, hint: 'report this with the output of the same ip command' });
+  const rules = parseRules(lines[0]!, family);
+  if (!rules.ok) return failed(0, rules);
+  const routes = parseRoutes(lines[1]!, family);
+  if (!routes.ok) return failed(1, routes);
+  const addresses = parseAddresses(lines[2]!);
+  if (!addresses.ok) return failed(2, addresses);
+  return {
+    ok: true,
+    absent: false,
+    rules: rules.items,
+    routes: routes.items,
+    // `-4 addr show` lists every link; keep only this family's addresses.
+    addresses: addresses.items.filter((a) => a.family === family),
+    unsupported: [...rules.unsupported, ...routes.unsupported],
+  };
 }
 
-/** Reads rules and routes of both families and every address; `at` (the caller's monotonic clock) stamps the start of the read. */
+/** Reads rules, routes and addresses of both families (one ip process each); `at` (the caller's monotonic clock) stamps the start of the read. */
 export async function readDatapath(run: IpRunner, at: () => number, signal?: AbortSignal): Promise<ReadResult> {
   // The time the read started: whatever is missing was lost before it.
   const startedAt = at();
-  const rules: RuleItem[] = [];
-  const routes: RouteItem[] = [];
+  const reads = await Promise.all(([4, 6] as const).map((family) => readFamily(run, family, signal)));
+  const snapshot: DatapathSnapshot = { at: startedAt, rules: [], routes: [], addresses: [] };
   const unsupported: UnsupportedEntry[] = [];
   const families: Family[] = [];
-  const reads = ([4, 6] as const).flatMap((family) => [
-    readListing(run, ['-N', '-d', '-j', `-${family}`, 'rule', 'show'], (text) => parseRules(text, family), signal),
-    readListing(run, ['-N', '-d', '-j', `-${family}`, 'route', 'show', 'table', 'all'], (text) => parseRoutes(text, family), signal),
-  ]);
-  const addressRead = readListing(run, ['-j', 'addr', 'show'], parseAddresses, signal);
-  const [rules4, routes4, rules6, routes6] = await Promise.all(reads);
-  const addresses = await addressRead;
-  for (const [family, ruleRead, routeRead] of [
-    [4, rules4, routes4],
-    [6, rules6, routes6],
-  ] as const) {
-    if (!ruleRead || !routeRead) return { ok: false, reason: 'internal: missing read', hint: 'report this' };
-    if (!ruleRead.ok) return ruleRead;
-    if (!routeRead.ok) return routeRead;
-    if (!ruleRead.absent) families.push(family);
-    rules.push(...(ruleRead.items as RuleItem[]));
-    routes.push(...(routeRead.items as RouteItem[]));
-    unsupported.push(...ruleRead.unsupported, ...routeRead.unsupported);
+  for (const [i, read] of reads.entries()) {
+    if (!read.ok) return read;
+    if (!read.absent) families.push(i === 0 ? 4 : 6);
+    snapshot.rules.push(...read.rules);
+    snapshot.routes.push(...read.routes);
+    snapshot.addresses.push(...read.addresses);
+    unsupported.push(...read.unsupported);
   }
-  if (!addresses.ok) return addresses;
-  return {
-    ok: true,
-    snapshot: { at: startedAt, rules, routes, addresses: addresses.items as AddressItem[] },
-    unsupported,
-    families,
-  };
+  return { ok: true, snapshot, unsupported, families };
 }

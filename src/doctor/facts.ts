@@ -5,7 +5,7 @@
  * runs; under a fixture root everything comes from files under it.
  */
 import { execFile } from 'node:child_process';
-import { execIpRunner, type IpRunner } from '../datapath/ip.js';
+import { answeringBatches, execIpRunner, type IpRunner } from '../datapath/ip.js';
 import { readDatapath } from '../datapath/reader.js';
 import { installedPackages } from './upgrades.js';
 import { findAgentProcesses } from './capability.js';
@@ -62,14 +62,14 @@ function osRelease(fs: RootFs): { id: string; versionId: string; pretty: string 
 /** An ip runner over fixture files; undefined when the root has none. */
 export function fileIpRunner(fs: RootFs): IpRunner | undefined {
   if (!fs.exists(`${IP_FIXTURE_DIR}/rule-v4.json`)) return undefined;
-  return async (args) => {
+  return answeringBatches(async (args) => {
     const family = args.includes('-6') ? 'v6' : 'v4';
     const name = args.includes('addr') ? 'addr.json' : args.includes('rule') ? `rule-${family}.json` : `route-${family}.json`;
     const file = fs.read(`${IP_FIXTURE_DIR}/${name}`);
     if (file) return { ok: true, stdout: file.text, stderr: '' };
     if (family === 'v6') return { ok: false, reason: 'no IPv6 fixture', hint: '', stderr: 'Address family not supported by protocol' };
     return { ok: false, reason: `${IP_FIXTURE_DIR}/${name} missing`, hint: 'add the fixture', stderr: '' };
-  };
+  });
 }
 
 /** What the audit uses of systeminformation. */

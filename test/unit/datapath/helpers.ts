@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { IpRun, IpRunner } from '../../../src/datapath/ip.js';
+import { answeringBatches, type IpRun, type IpRunner } from '../../../src/datapath/ip.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '../../fixtures/ip-json');
 
@@ -33,7 +33,7 @@ export function fixtureListing(set: FixtureSet): Listing {
 
 /** A fake ip: answers reads from a mutable listing and records every other call. */
 export function fakeIp(listing: () => Listing, writes: string[][] = [], answer?: (args: string[]) => IpRun | undefined): IpRunner {
-  return async (args) => {
+  return answeringBatches(async (args) => {
     const custom = answer?.(args);
     if (custom) return custom;
     const text = args.join(' ');
@@ -45,7 +45,7 @@ export function fakeIp(listing: () => Listing, writes: string[][] = [], answer?:
     if (text.includes('addr show')) return { ok: true, stdout: current.addr, stderr: '' };
     writes.push(args);
     return { ok: true, stdout: '', stderr: '' };
-  };
+  });
 }
 
 /** Removes entries matching a predicate from a JSON listing (what a flush does). */
