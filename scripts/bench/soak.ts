@@ -93,6 +93,13 @@ export async function benchSoak(opts: SoakOptions): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'cw-soak-'));
   const cg = makeCgroups(`cwsoak-${process.pid}`);
   const stops: (() => void)[] = [];
+  // Ctrl-C or a kill ends the soak early but still through the clean-up below (lab, cgroups, agent).
+  let interrupted: string | undefined;
+  const interrupt = (signal: NodeJS.Signals) => {
+    interrupted = signal;
+    process.stderr.write(`soak: ${signal}: stopping early, cleaning up\n`);
+  };
+  process.on('SIGINT', interrupt).on('SIGTERM', interrupt);
   try {
     const d = lab.description;
     const peer = d.peer.ip4;
@@ -135,7 +142,7 @@ export async function benchSoak(opts: SoakOptions): Promise<void> {
     let restarts = 0;
     let nextRestart = t0 + opts.everyS * 1000;
     let nextSample = t0;
-    while (Date.now() < end) {
+    while (Date.now() < end && interrupted === undefined) {
       if (agent.exitCode !== null) throw new Error(`the agent exited (${agent.exitCode}) ${Math.round((Date.now() - t0) / 1000)} s into the soak`);
       if (Date.now() >= nextSample) {
         const mem = cg.workingSet();
@@ -165,13 +172,14 @@ export async function benchSoak(opts: SoakOptions): Promise<void> {
     const triggers = pages.lines.filter((p) => p.action === 'trigger').length;
     const resolves = pages.lines.filter((p) => p.action === 'resolve').length;
     const extraEnv = Object.entries(agentEnv).map(([k, v]) => ` ${k}=${v ?? '(unset)'}`).join('');
-    const basis = `${opts.minutes} min, networkd restarted every ${opts.everyS} s (${restarts} restarts, ${verified} restores verified, ${triggers} pages and ${resolves} resolves delivered), ${runtime} ${AGENT_FLAGS.join(' ')}${extraEnv}, warm-up ${r1(warm / 60_000)} min excluded`;
+    const basis = `${interrupted ? `interrupted (${interrupted}) after ${r1((Date.now() - t0) / 60_000)} of ` : ''}${opts.minutes} min, networkd restarted every ${opts.everyS} s (${restarts} restarts, ${verified} restores verified, ${triggers} pages and ${resolves} resolves delivered), ${runtime} ${AGENT_FLAGS.join(' ')}${extraEnv}, warm-up ${r1(warm / 60_000)} min excluded`;
     emit({ bench: 'agent_soak_working_set_mb', unit: 'MB', first_fifth: r1(first), last_fifth: r1(last), peak: r1(Math.max(...samples.map((s) => s.ws)) / MB), slope_mb_per_hour: r1(slopePerHour(steady)), samples: samples.length, basis, target: 'no growth', met: last - first < 2 });
     emit({ bench: 'agent_soak_anon_mb', unit: 'MB', ...fifths((s) => s.anon), basis: "the cgroup's anonymous memory (the agent and its ip children)" });
     emit({ bench: 'agent_soak_active_file_mb', unit: 'MB', ...fifths((s) => s.activeFile), basis: 'active file pages charged to the cgroup (the journal, the spool, the state files it writes): in the working set, reclaimable under pressure' });
     if (withHeap.length > 1) emit({ bench: 'agent_soak_heap_used_mb', unit: 'MB', first_fifth: r1(mean(withHeap.slice(0, fifth).map((s) => s.heap! / MB))), last_fifth: r1(mean(withHeap.slice(-fifth).map((s) => s.heap! / MB))), slope_mb_per_hour: r1(slopePerHour(withHeap, (s) => s.heap!)), basis: "V8's heap in use (nodejs_heap_size_used_bytes), sampled without forcing a GC" });
     emit({ bench: 'agent_soak_cpu_percent', unit: '% of a core', value: Math.round(cpuPercent * 100) / 100, basis: 'the agent and its ip children over the whole soak', load1: r1(loadavg()[0]!) });
   } finally {
+    process.off('SIGINT', interrupt).off('SIGTERM', interrupt);
     for (const stop of stops.reverse()) stop();
     await sleep(500);
     for (const procs of new Set([join(cg.memDir, 'cgroup.procs'), join(cg.cpuDir, 'cgroup.procs')])) {
