@@ -163,6 +163,10 @@ export async function benchSoak(opts: SoakOptions): Promise<void> {
     const cpuPercent = ((cg.cpuNs() - cpu0) / 1e6 / (Date.now() - t0)) * 100;
     const warm = (opts.warmupMinutes ?? Math.min(5, opts.minutes / 3)) * 60_000;
     const steady = samples.filter((s) => s.t >= warm);
+    if (steady.length < 5) {
+      process.stderr.write(`soak: ${steady.length} samples after the ${r1(warm / 60_000)}-minute warm-up: too few for a slope (run longer)\n`);
+      return;
+    }
     const fifth = Math.max(1, Math.floor(steady.length / 5));
     const fifths = (of: (s: Sample) => number) => ({ first_fifth: r1(mean(steady.slice(0, fifth).map((s) => of(s) / MB))), last_fifth: r1(mean(steady.slice(-fifth).map((s) => of(s) / MB))), slope_mb_per_hour: r1(slopePerHour(steady, of)) });
     const first = mean(steady.slice(0, fifth).map((s) => s.ws / MB));
