@@ -142,13 +142,22 @@ if (ONLY.has('footprint')) await benchFootprint();
 if (ONLY.has('baselines')) benchBaselines();
 if (ONLY.has('kube')) await benchKube({ repairRuns: Number(values['repair-runs']), apiSeconds: Number(values['api-seconds']) });
 if (ONLY.has('sim')) emit(await controllerHeapFromSim());
-if (ONLY.has('soak')) await benchSoak({
+if (ONLY.has('soak')) {
+  await benchSoak({
     minutes: Number(values['soak-minutes']),
     everyS: Number(values['soak-every']),
-    ...(values['soak-env'] ? { env: Object.fromEntries(values['soak-env'].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) } : {}),
+    ...(values['soak-env'] ? { env: Object.fromEntries(values['soak-env'].map(envPair)) } : {}),
     ...(values['soak-trace'] ? { tracePath: resolve(values['soak-trace']) } : {}),
   });
+}
 console.log(`\n${table()}`);
+
+/** `NAME=VALUE` from `--soak-env` (an empty VALUE unsets NAME for the agent). */
+function envPair(kv: string): [string, string] {
+  const at = kv.indexOf('=');
+  if (at <= 0) throw new Error(`bench: --soak-env wants NAME=VALUE, got "${kv}"`);
+  return [kv.slice(0, at), kv.slice(at + 1)];
+}
 
 /** `controller_heap_mb` as `npm run sim` measures it (the controller's caches for 10,000 nodes, after GC), from one short scenario. */
 async function controllerHeapFromSim(): Promise<Figure> {

@@ -160,8 +160,8 @@ export async function benchFootprint(): Promise<void> {
   else {
     process.stderr.write('footprint: no Node 24 at .tools/node24 (run scripts/node24.sh); measuring this runtime only\n');
   }
+  const noEnv = Object.fromEntries(Object.keys(AGENT_ENV).map((k) => [k, undefined]));
   for (const [runtime, node] of runtimes) {
-    const noEnv = Object.fromEntries(Object.keys(AGENT_ENV).map((k) => [k, undefined]));
     for (const [flagsName, flags, env] of [['none', [], noEnv], ['recommended', AGENT_FLAGS, AGENT_ENV]] as const) {
       const f = await measureFootprint({ node, flags: [...flags], env, settleMs: 30_000, windowMs: 60_000 });
       const about = { runtime, flags: flagsName === 'none' ? 'none' : [...Object.entries(AGENT_ENV).map(([k, v]) => `${k}=${v}`), ...flags].join(' '), load1: f.load1 };

@@ -145,11 +145,12 @@ export async function benchSoak(opts: SoakOptions): Promise<void> {
     while (Date.now() < end && interrupted === undefined) {
       if (agent.exitCode !== null) throw new Error(`the agent exited (${agent.exitCode}) ${Math.round((Date.now() - t0) / 1000)} s into the soak`);
       if (Date.now() >= nextSample) {
+        const t = Date.now() - t0;
         const mem = cg.workingSet();
         const breakdown = memoryBreakdown(await metricsText(join(dir, 'state', 'telemetry.sock')));
         const heap = breakdown.heapUsed === undefined ? undefined : breakdown.heapUsed * MB;
-        samples.push({ t: Date.now() - t0, ws: mem.ws, anon: mem.anon, activeFile: mem.activeFile, ...(heap === undefined ? {} : { heap }) });
-        if (opts.tracePath) appendFileSync(opts.tracePath, `${JSON.stringify({ t: Date.now() - t0, restarts, ws: r1(mem.ws / MB), anon: r1(mem.anon / MB), ...breakdown })}\n`);
+        samples.push({ t, ws: mem.ws, anon: mem.anon, activeFile: mem.activeFile, ...(heap === undefined ? {} : { heap }) });
+        if (opts.tracePath) appendFileSync(opts.tracePath, `${JSON.stringify({ t, restarts, ws: r1(mem.ws / MB), anon: r1(mem.anon / MB), ...breakdown })}\n`);
         nextSample += SAMPLE_MS;
       }
       if (Date.now() >= nextRestart) {

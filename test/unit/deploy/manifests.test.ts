@@ -191,11 +191,12 @@ describe('the agent DaemonSet', () => {
     // $(POD_IP) expands only when POD_IP is defined earlier in the list.
     const names = container().env.map((e: { name: string }) => e.name);
     expect(names.indexOf('POD_IP')).toBeLessThan(names.indexOf('CONNWATCH_TELEMETRY_LISTEN'));
-    const footprint = existsSync(join(ROOT, 'docs/footprint.md')) ? readFileSync(join(ROOT, 'docs/footprint.md'), 'utf8') : '';
-    const flags = footprint.match(/^NODE_OPTIONS=(.+)$/m)?.[1];
-    if (flags) expect(env('NODE_OPTIONS')?.value).toBe(flags.trim());
-    const arenas = footprint.match(/^MALLOC_ARENA_MAX=(.+)$/m)?.[1];
-    if (arenas) expect(env('MALLOC_ARENA_MAX')?.value).toBe(arenas.trim());
+    const footprint = readFileSync(join(ROOT, 'docs/footprint.md'), 'utf8');
+    for (const name of ['NODE_OPTIONS', 'MALLOC_ARENA_MAX']) {
+      const value = footprint.match(new RegExp(`^${name}=(.+)$`, 'm'))?.[1];
+      expect(value, `${name}= in docs/footprint.md's settings block`).toBeDefined();
+      expect(env(name)?.value).toBe(value!.trim());
+    }
   });
 
   it('memory request and limit as docs/footprint.md justifies them; no CPU limit', () => {
